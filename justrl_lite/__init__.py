@@ -1,0 +1,20 @@
+"""justrl_lite: a small, readable reproduction of the JustRL recipe (He et al., 2025).
+
+Modules, in the order data flows:
+    config     - JustRLConfig, the `paper` and `tiny` presets and the table of where they differ
+    data       - DAPO-Math-17k / benchmark loaders and the paper's prompts
+    rollout    - sampling responses with per-token log-probs (transformers now, vLLM on GPUs)
+    verifier   - the strict DAPO box reward, the lenient ablation verifier, the evaluation grader
+    advantage  - GRPO group z-score advantages
+    loss       - token log-probs, entropy, the clipped policy loss (clip-higher + dual clip), aggregation
+    trainer    - the single-stage training loop, checkpoints and resume
+    full_run   - `python -m justrl_lite.full_run`: the command line over JustRLConfig
+    evaluate   - `python -m justrl_lite.evaluate`: nine benchmarks, avg@k, resumable
+    plots      - training-dynamics figures from logged metrics
+    toy        - the toy task and the tiny Qwen2 base model for CPU runs
+"""
+
+from justrl_lite.config import JustRLConfig
+
+__all__ = ["JustRLConfig"]
+__version__ = "0.1.0"

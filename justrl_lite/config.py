@@ -1,0 +1,517 @@
+"""One configuration for the whole JustRL recipe, with two presets: ``paper`` and ``tiny``.
+
+JustRL's point is that *one fixed set* of hyperparameters trains both 1.5B models. ``JustRLConfig.paper()``
+is that set, field for field (``../shared/docs/justrl_recipe.md``, "Fixed settings"). ``JustRLConfig.tiny()``
+is the same recipe shrunk to a laptop CPU: only scale-dependent values change (model, data, batch sizes,
+lengths, learning-rate magnitude, number of steps), and ``diff_table(paper, tiny)`` lists each change with
+its reason.
+
+JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
+  1. Outcome reward only, binary +1/-1 from a strict ``\\boxed{}`` match; no reward model, no SymPy.
+  2. Advantage = group z-score over ``rollouts_per_prompt`` = 8 samples (GRPO); no critic (unlike PPO).
+  3. No KL penalty (``kl_coef`` = 0; textbook GRPO keeps a KL to a reference model).
+  4. No entropy bonus (``entropy_coeff`` = 0).
+  5. Asymmetric "clip-higher" ratio clip [1 - 0.2, 1 + 0.28] (textbook PPO: symmetric 0.2) plus dual clip c = 10.
+  6. Token-mean loss aggregation (textbook GRPO: per-sequence mean, then mean over sequences).
+  7. Constant learning rate 1e-6 after 10 warm-up steps; no decay, no curriculum, no dynamic sampling,
+     no length penalty, one epoch over the data, 4 optimizer steps per rollout batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+TRAIN_PROMPT_SUFFIX = "\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+"""Appended to the problem text for training (recipe: "prompt")."""
+
+EVAL_PROMPT_SUFFIX = " Please reason step by step, and put your final answer within \\boxed{}."
+"""Appended to the problem text for evaluation (one space, not two newlines)."""
+
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+MICRO_BATCH_WEIGHTINGS = ("authors", "global-token-mean")
+REWARD_FNS = ("dapo", "lenient")
+ROLLOUT_ENGINES = ("hf", "vllm")
+DEVICES = ("cuda", "cpu")
+DTYPES = ("bfloat16", "float32", "float16")
+
+
+class ConfigError(ValueError):
+    """A configuration value is impossible; the message names the field and what it accepts."""
+
+
+@dataclass
+class JustRLConfig:
+    """Every setting of a JustRL run. Defaults are the paper's (``JustRLConfig.paper()``)."""
+
+    # ---- model and data -------------------------------------------------------------------------
+    model_name_or_path: str = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+    """Base policy: a Hugging Face hub id or a local ``save_pretrained`` folder (loaded with ``AutoModelForCausalLM``).
+    The paper's second base is ``nvidia/OpenMath-Nemotron-1.5B``, trained with the same settings."""
+
+    train_data: str = "BytedTsinghua-SIA/DAPO-Math-17k"
+    """Training prompts: a hub dataset id, a benchmark name, or a local parquet/JSONL file. No filtering beyond length."""
+
+    val_data: str = "AIME24"
+    """Held-out prompts scored every ``val_every`` steps (a benchmark name, hub id or local file)."""
+
+    prompt_suffix: str = TRAIN_PROMPT_SUFFIX
+    """Text appended to each training problem before the chat template (with the generation prompt) is applied."""
+
+    max_prompt_length: int = 1024
+    """Prompts longer than this many tokens (after the chat template) are filtered out, with the count reported."""
+
+    max_response_length: int = 15360
+    """Cap on sampled response tokens (16k context with the prompt). Truncated responses are not masked or penalised."""
+
+    # ---- batch shape ----------------------------------------------------------------------------
+    prompts_per_step: int = 256
+    """Prompts drawn per training step (the rollout batch)."""
+
+    rollouts_per_prompt: int = 8
+    """Responses sampled per prompt: the GRPO group size n (256 x 8 = 2,048 responses per step)."""
+
+    mini_batch_prompts: int = 64
+    """Prompts per PPO mini-batch: one optimizer step each, so prompts_per_step / mini_batch_prompts = 4 updates per step."""
+
+    ppo_epochs: int = 1
+    """Passes over each rollout batch. JustRL: 1."""
+
+    micro_batch_max_tokens: int = 32768
+    """Token budget of one micro-batch (gradient accumulation; a memory knob). With the ``authors`` weighting it
+    also changes the effective per-token weights, because each micro-batch is token-averaged on its own."""
+
+    # ---- optimizer ------------------------------------------------------------------------------
+    lr: float = 1e-6
+    """AdamW learning rate, constant after warm-up (no decay)."""
+
+    lr_warmup_steps: int = 10
+    """Optimizer steps of linear warm-up from 0 to ``lr``; constant afterwards."""
+
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW (beta1, beta2)."""
+
+    adam_eps: float = 1e-8
+    """AdamW epsilon (PyTorch default)."""
+
+    weight_decay: float = 0.1
+    """AdamW decoupled weight decay."""
+
+    grad_clip: float = 1.0
+    """Global gradient-norm clip applied before every optimizer step."""
+
+    # ---- policy loss ----------------------------------------------------------------------------
+    clip_ratio_low: float = 0.2
+    """PPO ratio clip below 1: the ratio is clipped to at least 1 - clip_ratio_low."""
+
+    clip_ratio_high: float = 0.28
+    """"Clip-higher": the ratio is clipped to at most 1 + clip_ratio_high (> clip_ratio_low keeps exploration alive)."""
+
+    clip_ratio_c: float = 10.0
+    """Dual clip: for negative advantages the per-token loss is capped at -A * clip_ratio_c (must be > 1)."""
+
+    loss_agg_mode: str = "token-mean"
+    """How per-token losses become one number: ``token-mean`` (JustRL), ``seq-mean-token-mean``, ``seq-mean-token-sum``."""
+
+    micro_batch_weighting: str = "authors"
+    """How micro-batch losses add up to a mini-batch gradient: ``authors`` (token mean per micro-batch, scaled by
+    its share of sequences; the vendored verl the paper ran) or ``global-token-mean`` (the true mini-batch token mean)."""
+
+    kl_coef: float = 0.0
+    """Weight of a KL(policy || base) loss term (k3 estimator). JustRL: 0, no KL and no reference model."""
+
+    entropy_coeff: float = 0.0
+    """Weight of an entropy bonus subtracted from the loss. JustRL: 0."""
+
+    # ---- rollout --------------------------------------------------------------------------------
+    temperature: float = 1.0
+    """Sampling temperature of training rollouts (log-probs are computed at the same temperature)."""
+
+    top_p: float = 1.0
+    """Nucleus sampling threshold of training rollouts (1.0 = off)."""
+
+    top_k: int = -1
+    """Top-k sampling of training rollouts (-1 = off)."""
+
+    rollout_engine: str = "vllm"
+    """Sampler: ``vllm`` (GPU, the paper) or ``hf`` (transformers ``generate``; CPU or GPU)."""
+
+    # ---- reward (the paper's ablations switch these) --------------------------------------------
+    reward_fn: str = "dapo"
+    """Training verifier: ``dapo`` (strict box, exact string; JustRL) or ``lenient`` (normalised + math-verify;
+    the ablation that made results worse)."""
+
+    overlong_penalty: bool = False
+    """DAPO overlong penalty on the last ``overlong_buffer_len`` tokens of the budget. JustRL: off (the ablation turns it on)."""
+
+    overlong_buffer_len: int = 4096
+    """Length of the overlong-penalty buffer, in tokens, ending at ``max_response_length``."""
+
+    overlong_penalty_factor: float = 1.0
+    """Largest overlong penalty (reached at ``max_response_length``), subtracted from the reward."""
+
+    # ---- schedule -------------------------------------------------------------------------------
+    total_steps: int = 4380
+    """Training steps (rollout batches). The paper ran 4,380 (DeepSeek base) and 3,440 (Nemotron base)."""
+
+    val_every: int = 50
+    """Validate every this many steps (and at step 0)."""
+
+    save_every: int = 50
+    """Checkpoint every this many steps."""
+
+    val_samples_per_prompt: int = 32
+    """Samples per held-out prompt; validation reports pass@1 averaged over them (avg@k)."""
+
+    val_temperature: float = 0.7
+    """Sampling temperature of validation (the paper's evaluation protocol)."""
+
+    val_top_p: float = 0.9
+    """Nucleus threshold of validation (the paper's evaluation protocol)."""
+
+    val_max_prompts: int = 0
+    """Validate on at most this many held-out prompts (0 = all)."""
+
+    seed: int = 1
+    """Seed of data order, sampling and initialisation."""
+
+    # ---- system ---------------------------------------------------------------------------------
+    device: str = "cuda"
+    """``cuda`` or ``cpu``. The paper preset needs CUDA GPUs."""
+
+    dtype: str = "bfloat16"
+    """Parameter and compute dtype of the training model."""
+
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass to fit 16k-token sequences."""
+
+    lora_rank: int = 0
+    """LoRA rank through peft (0 = full fine-tuning, as the paper)."""
+
+    lora_alpha: int = 32
+    """LoRA alpha (used only when lora_rank > 0)."""
+
+    output_dir: str = "runs/justrl-deepseek-1.5b"
+    """Where metrics (JSONL, TensorBoard), checkpoints and the resolved config are written."""
+
+    # ---------------------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        if isinstance(self.adam_betas, list):
+            self.adam_betas = tuple(self.adam_betas)
+        validate(self)
+
+    @classmethod
+    def paper(cls) -> JustRLConfig:
+        """Exactly the recipe's fixed settings (DeepSeek-R1-Distill-Qwen-1.5B base)."""
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> JustRLConfig:
+        """The same recipe on the toy task and tiny Qwen2 base, sized for a 2-core CPU (see ``TINY_REASONS``)."""
+        return cls(**TINY_OVERRIDES)
+
+    @classmethod
+    def preset(cls, name: str) -> JustRLConfig:
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}: choose one of {sorted(PRESETS)}")
+        return getattr(cls, name)()
+
+    # ---- derived quantities ---------------------------------------------------------------------
+    @property
+    def responses_per_step(self) -> int:
+        """prompts_per_step x rollouts_per_prompt (2,048 in the paper)."""
+        return self.prompts_per_step * self.rollouts_per_prompt
+
+    @property
+    def optimizer_steps_per_step(self) -> int:
+        """Optimizer updates per rollout batch (4 in the paper)."""
+        return self.ppo_epochs * self.prompts_per_step // self.mini_batch_prompts
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["adam_betas"] = list(self.adam_betas)
+        return d
+
+    def replace(self, **changes: Any) -> JustRLConfig:
+        return dataclasses.replace(self, **changes)
+
+    # ---- files and command lines ----------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the config as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> JustRLConfig:
+        """Read a config written by ``save`` (unknown keys are an error, missing keys take the paper's value)."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e}") from e
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except Exception as e:  # malformed file: one clear message
+            raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of field -> value")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "dict") -> JustRLConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown config field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**{k: _coerce(k, v) for k, v in data.items()})
+
+    def with_overrides(self, overrides: list[str]) -> JustRLConfig:
+        """Apply command-line ``key=value`` overrides, e.g. ``["lr=2e-6", "total_steps=100"]``."""
+        changes: dict[str, Any] = {}
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} must look like field=value, e.g. lr=2e-6")
+            key, value = item.split("=", 1)
+            key = key.strip().lstrip("-").replace("-", "_")
+            changes[key] = _parse_value(key, value.strip())
+        d = self.to_dict()
+        d.update(changes)
+        return type(self).from_dict(d, source="overrides")
+
+
+# ---- presets ------------------------------------------------------------------------------------
+
+TINY_OVERRIDES: dict[str, Any] = dict(
+    model_name_or_path="data/toy/base",
+    train_data="data/toy/train.jsonl",
+    val_data="data/toy/test.jsonl",
+    max_prompt_length=64,
+    max_response_length=128,
+    prompts_per_step=16,
+    mini_batch_prompts=4,
+    micro_batch_max_tokens=8192,
+    lr=1e-4,
+    total_steps=150,
+    val_every=25,
+    save_every=25,
+    val_samples_per_prompt=4,
+    val_max_prompts=128,
+    overlong_buffer_len=32,
+    rollout_engine="hf",
+    device="cpu",
+    dtype="float32",
+    gradient_checkpointing=False,
+    output_dir="runs/tiny",
+)
+"""What ``tiny()`` changes from ``paper()``. Only scale-dependent values; the fixed choices stay."""
+
+TINY_REASONS: dict[str, str] = {
+    "model_name_or_path": "a few-million-parameter Qwen2 'distilled reasoner' built by `python -m justrl_lite.toy.make_base`",
+    "train_data": "synthetic integer-answer arithmetic in the DAPO-Math-17k row schema (`justrl_lite.toy`)",
+    "val_data": "held-out split of the toy task (no problem shared with training)",
+    "max_prompt_length": "toy prompts are about 40 tokens",
+    "max_response_length": "toy solutions are tens of tokens; the cap still truncates the longest, as 15,360 does at 1.5B",
+    "prompts_per_step": "a step must take seconds on 2 CPU cores",
+    "mini_batch_prompts": "keeps the paper's 4 optimizer steps per rollout batch (16 / 4)",
+    "micro_batch_max_tokens": "tiny sequences: a few micro-batches per mini-batch still exercise accumulation",
+    "lr": "a few-million-parameter model needs larger steps than a 1.5B one to move in minutes",
+    "total_steps": "a run of about ten minutes on 2 CPU cores",
+    "val_every": "a handful of validation points over a short run",
+    "save_every": "checkpoints at the same points as validation",
+    "val_samples_per_prompt": "avg@4 over 128 held-out prompts is enough to see the trend and stays cheap",
+    "val_max_prompts": "bounds validation time on CPU",
+    "overlong_buffer_len": "the ablation's buffer scaled with the response cap (4,096 of 15,360 -> 32 of 128)",
+    "rollout_engine": "vLLM needs a GPU; transformers generate runs anywhere",
+    "device": "no GPU needed",
+    "dtype": "bfloat16 matmuls are slow on most CPUs; float32 also makes log-prob checks exact",
+    "gradient_checkpointing": "sequences are short; recomputation would only cost time",
+    "output_dir": "kept apart from full runs",
+}
+"""One line per field: why ``tiny()`` differs from ``paper()`` there."""
+
+PRESETS = {"paper": "the recipe's fixed settings", "tiny": "the recipe on a 2-core CPU in minutes"}
+
+
+def diff_table(a: JustRLConfig, b: JustRLConfig, reasons: dict[str, str] | None = None,
+               names: tuple[str, str] = ("paper", "tiny")) -> str:
+    """Markdown table of every field where ``a`` and ``b`` differ, with a one-line reason per field."""
+    reasons = TINY_REASONS if reasons is None else reasons
+    rows = [f"| field | {names[0]} | {names[1]} | why |", "|---|---|---|---|"]
+    for f in fields(JustRLConfig):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if va != vb:
+            rows.append(f"| `{f.name}` | {_show(va)} | {_show(vb)} | {reasons.get(f.name, '')} |")
+    return "\n".join(rows)
+
+
+def field_docs() -> dict[str, str]:
+    """Field name -> its docstring, read from this module's source (so the docs and the code cannot drift)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(JustRLConfig))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
+    return docs
+
+
+def recipe_table(cfg: JustRLConfig) -> str:
+    """Markdown table of every field of ``cfg`` with its value and docstring."""
+    docs = field_docs()
+    rows = ["| field | value | meaning |", "|---|---|---|"]
+    for f in fields(JustRLConfig):
+        rows.append(f"| `{f.name}` | {_show(getattr(cfg, f.name))} | {docs.get(f.name, '')} |")
+    return "\n".join(rows)
+
+
+def resolve_path(path: str) -> str:
+    """A relative local path is tried against the working directory, then the project root; hub ids pass through."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return str(p)
+    candidate = PROJECT_ROOT / p
+    return str(candidate) if candidate.exists() else path
+
+
+# ---- validation ---------------------------------------------------------------------------------
+
+def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"config field `{name}` = {value!r} is invalid: {allowed}")
+
+
+def validate(c: JustRLConfig) -> None:
+    """Raise ``ConfigError`` naming the first impossible field and its allowed range."""
+    for name in ("max_prompt_length", "max_response_length", "prompts_per_step", "mini_batch_prompts",
+                 "ppo_epochs", "micro_batch_max_tokens", "total_steps", "val_every", "save_every",
+                 "val_samples_per_prompt"):
+        v = getattr(c, name)
+        _check(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, v, "must be a positive integer")
+    _check(isinstance(c.rollouts_per_prompt, int) and c.rollouts_per_prompt >= 2, "rollouts_per_prompt",
+           c.rollouts_per_prompt, "must be an integer >= 2 (a group of one has no baseline)")
+    _check(c.prompts_per_step % c.mini_batch_prompts == 0, "mini_batch_prompts", c.mini_batch_prompts,
+           f"must divide prompts_per_step ({c.prompts_per_step})")
+    _check(c.mini_batch_prompts <= c.prompts_per_step, "mini_batch_prompts", c.mini_batch_prompts,
+           f"must be <= prompts_per_step ({c.prompts_per_step})")
+    _check(c.micro_batch_max_tokens >= c.max_prompt_length + c.max_response_length, "micro_batch_max_tokens",
+           c.micro_batch_max_tokens, f"must hold one full sequence (>= max_prompt_length + max_response_length = "
+           f"{c.max_prompt_length + c.max_response_length})")
+    _check(_is_num(c.lr) and c.lr > 0, "lr", c.lr, "must be a positive number")
+    _check(isinstance(c.lr_warmup_steps, int) and c.lr_warmup_steps >= 0, "lr_warmup_steps", c.lr_warmup_steps,
+           "must be an integer >= 0")
+    _check(len(c.adam_betas) == 2 and all(_is_num(b) and 0 <= b < 1 for b in c.adam_betas), "adam_betas",
+           c.adam_betas, "must be two numbers in [0, 1)")
+    _check(_is_num(c.adam_eps) and c.adam_eps > 0, "adam_eps", c.adam_eps, "must be > 0")
+    _check(_is_num(c.weight_decay) and c.weight_decay >= 0, "weight_decay", c.weight_decay, "must be >= 0")
+    _check(_is_num(c.grad_clip) and c.grad_clip > 0, "grad_clip", c.grad_clip, "must be > 0")
+    _check(_is_num(c.clip_ratio_low) and 0 < c.clip_ratio_low < 1, "clip_ratio_low", c.clip_ratio_low,
+           "must be in (0, 1)")
+    _check(_is_num(c.clip_ratio_high) and c.clip_ratio_high > 0, "clip_ratio_high", c.clip_ratio_high, "must be > 0")
+    _check(_is_num(c.clip_ratio_c) and c.clip_ratio_c > 1, "clip_ratio_c", c.clip_ratio_c, "must be > 1")
+    _check(c.loss_agg_mode in LOSS_AGG_MODES, "loss_agg_mode", c.loss_agg_mode, f"must be one of {LOSS_AGG_MODES}")
+    _check(c.micro_batch_weighting in MICRO_BATCH_WEIGHTINGS, "micro_batch_weighting", c.micro_batch_weighting,
+           f"must be one of {MICRO_BATCH_WEIGHTINGS}")
+    _check(_is_num(c.kl_coef) and c.kl_coef >= 0, "kl_coef", c.kl_coef, "must be >= 0 (JustRL: 0)")
+    _check(_is_num(c.entropy_coeff) and c.entropy_coeff >= 0, "entropy_coeff", c.entropy_coeff,
+           "must be >= 0 (JustRL: 0)")
+    _check(_is_num(c.temperature) and c.temperature > 0, "temperature", c.temperature, "must be > 0")
+    _check(_is_num(c.top_p) and 0 < c.top_p <= 1, "top_p", c.top_p, "must be in (0, 1]")
+    _check(isinstance(c.top_k, int) and (c.top_k == -1 or c.top_k > 0), "top_k", c.top_k, "must be -1 (off) or > 0")
+    _check(c.rollout_engine in ROLLOUT_ENGINES, "rollout_engine", c.rollout_engine, f"must be one of {ROLLOUT_ENGINES}")
+    _check(c.reward_fn in REWARD_FNS, "reward_fn", c.reward_fn, f"must be one of {REWARD_FNS}")
+    _check(isinstance(c.overlong_penalty, bool), "overlong_penalty", c.overlong_penalty, "must be true or false")
+    _check(isinstance(c.overlong_buffer_len, int) and 0 < c.overlong_buffer_len <= c.max_response_length,
+           "overlong_buffer_len", c.overlong_buffer_len, f"must be in [1, max_response_length={c.max_response_length}]")
+    _check(_is_num(c.overlong_penalty_factor) and c.overlong_penalty_factor >= 0, "overlong_penalty_factor",
+           c.overlong_penalty_factor, "must be >= 0")
+    _check(_is_num(c.val_temperature) and c.val_temperature > 0, "val_temperature", c.val_temperature, "must be > 0")
+    _check(_is_num(c.val_top_p) and 0 < c.val_top_p <= 1, "val_top_p", c.val_top_p, "must be in (0, 1]")
+    _check(isinstance(c.val_max_prompts, int) and c.val_max_prompts >= 0, "val_max_prompts", c.val_max_prompts,
+           "must be an integer >= 0 (0 = all)")
+    _check(isinstance(c.seed, int), "seed", c.seed, "must be an integer")
+    _check(c.device in DEVICES, "device", c.device, f"must be one of {DEVICES}")
+    _check(c.dtype in DTYPES, "dtype", c.dtype, f"must be one of {DTYPES}")
+    _check(isinstance(c.lora_rank, int) and c.lora_rank >= 0, "lora_rank", c.lora_rank, "must be an integer >= 0")
+    _check(isinstance(c.lora_alpha, int) and c.lora_alpha > 0, "lora_alpha", c.lora_alpha, "must be a positive integer")
+    for name in ("model_name_or_path", "train_data", "val_data", "output_dir"):
+        v = getattr(c, name)
+        _check(isinstance(v, str) and v.strip() != "", name, v, "must be a non-empty string")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# ---- parsing of overrides -----------------------------------------------------------------------
+
+def _field_type(name: str) -> Any:
+    hints = typing.get_type_hints(JustRLConfig)
+    if name not in hints:
+        known = sorted(f.name for f in fields(JustRLConfig))
+        raise ConfigError(f"unknown config field {name!r}; known fields: {known}")
+    return hints[name]
+
+
+def _parse_value(name: str, text: str) -> Any:
+    t = _field_type(name)
+    try:
+        if t is bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true/false")
+        if t is int:
+            f = float(text)
+            if f != int(f):
+                raise ValueError("expected an integer")
+            return int(f)
+        if t is float:
+            return float(text)
+        if typing.get_origin(t) is tuple:
+            parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
+            return tuple(float(p) for p in parts)
+    except ValueError as e:
+        raise ConfigError(f"config field `{name}`: cannot read {text!r} as {getattr(t, '__name__', t)} ({e})") from e
+    return text
+
+
+def _coerce(name: str, value: Any) -> Any:
+    t = _field_type(name)
+    if typing.get_origin(t) is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    if t is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, str):
+        return "`" + v.replace("\n", "\\n").replace("|", "\\|") + "`"
+    return f"`{v}`"
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(JustRLConfig)]
+
