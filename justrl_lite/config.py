@@ -58,8 +58,9 @@ class JustRLConfig:
     train_data: str = "BytedTsinghua-SIA/DAPO-Math-17k"
     """Training prompts: a hub dataset id, a benchmark name, or a local parquet/JSONL file. No filtering beyond length."""
 
-    val_data: str = "AIME24"
-    """Held-out prompts scored every ``val_every`` steps (a benchmark name, hub id or local file)."""
+    val_data: str = "AIME24,AIME25,AMC23"
+    """Held-out prompts scored every ``val_every`` steps: comma-separated benchmark names, hub ids or local files
+    (the authors validated on AIME24, AIME25 and AMC23)."""
 
     prompt_suffix: str = TRAIN_PROMPT_SUFFIX
     """Text appended to each training problem before the chat template (with the generation prompt) is applied."""
@@ -174,6 +175,9 @@ class JustRLConfig:
 
     val_top_p: float = 0.9
     """Nucleus threshold of validation (the paper's evaluation protocol)."""
+
+    val_max_response_length: int = 31744
+    """Cap on sampled tokens per validation response (the authors' ``val_kwargs.max_new_tokens``)."""
 
     val_max_prompts: int = 0
     """Validate on at most this many held-out prompts (0 = all)."""
@@ -304,6 +308,7 @@ TINY_OVERRIDES: dict[str, Any] = dict(
     val_data="data/toy/test.jsonl",
     max_prompt_length=64,
     max_response_length=128,
+    val_max_response_length=128,
     prompts_per_step=16,
     mini_batch_prompts=4,
     micro_batch_max_tokens=8192,
@@ -333,6 +338,7 @@ TINY_REASONS: dict[str, str] = {
     "micro_batch_max_tokens": "tiny sequences: a few micro-batches per mini-batch still exercise accumulation",
     "lr": "a few-million-parameter model needs larger steps than a 1.5B one to move in minutes",
     "total_steps": "a run of about ten minutes on 2 CPU cores",
+    "val_max_response_length": "the toy's validation uses the training cap",
     "val_every": "a handful of validation points over a short run",
     "save_every": "checkpoints at the same points as validation",
     "val_samples_per_prompt": "avg@4 over 128 held-out prompts is enough to see the trend and stays cheap",
@@ -404,7 +410,7 @@ def validate(c: JustRLConfig) -> None:
     """Raise ``ConfigError`` naming the first impossible field and its allowed range."""
     for name in ("max_prompt_length", "max_response_length", "prompts_per_step", "mini_batch_prompts",
                  "ppo_epochs", "micro_batch_max_tokens", "total_steps", "val_every", "save_every",
-                 "val_samples_per_prompt"):
+                 "val_samples_per_prompt", "val_max_response_length"):
         v = getattr(c, name)
         _check(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, v, "must be a positive integer")
     _check(isinstance(c.rollouts_per_prompt, int) and c.rollouts_per_prompt >= 2, "rollouts_per_prompt",
@@ -419,8 +425,9 @@ def validate(c: JustRLConfig) -> None:
     _check(_is_num(c.lr) and c.lr > 0, "lr", c.lr, "must be a positive number")
     _check(isinstance(c.lr_warmup_steps, int) and c.lr_warmup_steps >= 0, "lr_warmup_steps", c.lr_warmup_steps,
            "must be an integer >= 0")
-    _check(len(c.adam_betas) == 2 and all(_is_num(b) and 0 <= b < 1 for b in c.adam_betas), "adam_betas",
-           c.adam_betas, "must be two numbers in [0, 1)")
+    _check(isinstance(c.adam_betas, tuple) and len(c.adam_betas) == 2
+           and all(_is_num(b) and 0 <= b < 1 for b in c.adam_betas), "adam_betas", c.adam_betas,
+           "must be two numbers in [0, 1)")
     _check(_is_num(c.adam_eps) and c.adam_eps > 0, "adam_eps", c.adam_eps, "must be > 0")
     _check(_is_num(c.weight_decay) and c.weight_decay >= 0, "weight_decay", c.weight_decay, "must be >= 0")
     _check(_is_num(c.grad_clip) and c.grad_clip > 0, "grad_clip", c.grad_clip, "must be > 0")
@@ -492,7 +499,7 @@ def _parse_value(name: str, text: str) -> Any:
         if typing.get_origin(t) is tuple:
             parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
             return tuple(float(p) for p in parts)
-    except ValueError as e:
+    except (ValueError, OverflowError) as e:  # OverflowError: int(float("inf"))
         raise ConfigError(f"config field `{name}`: cannot read {text!r} as {getattr(t, '__name__', t)} ({e})") from e
     return text
 
@@ -503,6 +510,11 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(value)
     if t is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if t is float and isinstance(value, str):  # PyYAML reads `lr: 1e-6` (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            return value  # validation then names the field
     return value
 
 
