@@ -1,0 +1,74 @@
+"""The paper's two ablations, at toy scale, several seeds each: ``python -m justrl_lite.ablations``.
+
+Variants (everything else is the ``tiny`` preset, i.e. JustRL's fixed recipe):
+  1. ``justrl``          the recipe itself;
+  2. ``overlong``        + DAPO's overlong penalty on the last ``overlong_buffer_len`` tokens of the budget
+                         (the paper: AIME24 plateaus near 50% instead of 55%, entropy falls to about 0.5-0.6);
+  3. ``overlong+lenient``  + additionally the lenient verifier (the paper: plateau near 45%).
+
+Each run writes its own ``metrics.jsonl``; the stored copies under ``data/ablations/<variant>/seed<k>.jsonl``
+are what notebook 06 reads. Runs already complete in ``--out`` are skipped, so an interrupted sweep resumes.
+
+    python -m justrl_lite.ablations --seeds 1 2 3 --out runs/ablations --store data/ablations total_steps=60
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from justrl_lite.config import ConfigError, JustRLConfig
+from justrl_lite.metrics import read_metrics
+
+VARIANTS: dict[str, dict[str, object]] = {
+    "justrl": {},
+    "overlong": {"overlong_penalty": True},
+    "overlong+lenient": {"overlong_penalty": True, "reward_fn": "lenient"},
+}
+
+
+def variant_config(base: JustRLConfig, variant: str, seed: int, out_dir: Path) -> JustRLConfig:
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown ablation {variant!r}: choose from {sorted(VARIANTS)}")
+    return base.replace(**VARIANTS[variant], seed=seed, output_dir=str(out_dir / variant / f"seed{seed}"))
+
+
+def is_complete(cfg: JustRLConfig) -> bool:
+    rows = read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
+    return bool(rows) and rows[-1]["step"] >= cfg.total_steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m justrl_lite.ablations", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--out", default="runs/ablations", help="where the runs write (checkpoints, logs)")
+    p.add_argument("--store", default=None, help="copy each finished metrics.jsonl here as <variant>/seed<k>.jsonl")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="field=value", help="overrides of the tiny preset for all runs")
+    args = p.parse_args(argv)
+    from justrl_lite.trainer import TrainerError, train
+
+    try:
+        base = JustRLConfig.tiny().with_overrides(args.overrides) if args.overrides else JustRLConfig.tiny()
+        for variant in args.variants:
+            for seed in args.seeds:
+                cfg = variant_config(base, variant, seed, Path(args.out))
+                if not is_complete(cfg):
+                    print(f"== {variant} seed {seed} -> {cfg.output_dir}", flush=True)
+                    train(cfg, resume=True, progress=not args.no_progress)
+                if args.store:
+                    dest = Path(args.store) / variant / f"seed{seed}.jsonl"
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(Path(cfg.output_dir) / "metrics.jsonl", dest)
+    except (ConfigError, TrainerError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

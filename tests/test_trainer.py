@@ -1,0 +1,232 @@
+"""The training loop: data order, micro-batching, the schedule, gradient accumulation, and an end-to-end tiny run
+with checkpoint, SIGKILL and exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from justrl_lite.advantage import broadcast_to_tokens
+from justrl_lite.config import PROJECT_ROOT, JustRLConfig
+from justrl_lite.loss import policy_loss
+from justrl_lite.metrics import read_metrics
+from justrl_lite.rollout import RolloutBatch
+from justrl_lite.trainer import (
+    compute_old_logprobs,
+    make_optimizer,
+    make_scheduler,
+    micro_batches,
+    prompt_indices,
+    sequence_logprobs,
+    update_policy,
+)
+
+TOY_BASE = PROJECT_ROOT / "data" / "toy" / "base"
+
+
+def fresh_seed() -> int:
+    return int.from_bytes(os.urandom(4), "little")
+
+
+# ---- pieces ---------------------------------------------------------------------------------------
+
+def test_prompt_indices_cover_each_prompt_once_per_epoch_and_repeat_by_seed():
+    n_rows, per_step = 37, 5
+    steps = math.ceil(n_rows / per_step)
+    first_epoch = [i for s in range(1, steps + 1) for i in prompt_indices(s, per_step, n_rows, seed=3)][:n_rows]
+    assert sorted(first_epoch) == list(range(n_rows))
+    assert prompt_indices(4, per_step, n_rows, seed=3) == prompt_indices(4, per_step, n_rows, seed=3)
+    assert prompt_indices(1, per_step, n_rows, seed=3) != prompt_indices(1, per_step, n_rows, seed=4)
+
+
+def test_micro_batches_respect_the_token_budget_and_keep_order():
+    seed = fresh_seed()
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 50, (40,), generator=g)
+    rows = list(range(40))
+    budget = 120
+    mbs = micro_batches(rows, lengths, budget)
+    assert [r for mb in mbs for r in mb] == rows, seed
+    for mb in mbs:
+        assert len(mb) == 1 or len(mb) * int(lengths[mb].max()) <= budget, (seed, mb)
+
+
+def test_lr_schedule_is_linear_warmup_per_training_step_then_constant():
+    cfg = JustRLConfig.tiny().replace(lr=1e-3, lr_warmup_steps=4)
+    opt = make_optimizer(torch.nn.Linear(2, 2), cfg)
+    sched = make_scheduler(opt, cfg)
+    lrs = []
+    for _ in range(7):
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step()
+    # lr(step) = lr * min(1, step / warmup), as verl's constant schedule with warm-up
+    assert lrs == pytest.approx([0.0, 2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+
+
+def _random_batch(tokenizer, n_prompts: int, n: int, seed: int) -> RolloutBatch:
+    """A rollout-shaped batch of random tokens with ragged prompt and response lengths."""
+    g = torch.Generator().manual_seed(seed)
+    B, P, R = n_prompts * n, 9, 12
+    vocab = len(tokenizer)
+    prompt_ids = torch.randint(5, vocab, (B, P), generator=g)
+    prompt_mask = torch.ones(B, P, dtype=torch.long)
+    response_ids = torch.randint(5, vocab, (B, R), generator=g)
+    response_mask = torch.zeros(B, R, dtype=torch.long)
+    for b in range(B):
+        pl = int(torch.randint(3, P + 1, (1,), generator=g))
+        prompt_mask[b, : P - pl] = 0
+        prompt_ids[b, : P - pl] = tokenizer.pad_token_id
+        rl = int(torch.randint(1, R + 1, (1,), generator=g))
+        response_mask[b, :rl] = 1
+        response_ids[b, rl:] = tokenizer.pad_token_id
+    return RolloutBatch(prompt_ids=prompt_ids, prompt_mask=prompt_mask, response_ids=response_ids,
+                        response_mask=response_mask, sampling_logprobs=torch.zeros(B, R),
+                        truncated=torch.zeros(B, dtype=torch.bool), texts=[""] * B,
+                        group_ids=torch.arange(n_prompts).repeat_interleave(n))
+
+
+def test_global_token_mean_accumulation_equals_one_token_mean_over_the_mini_batch(tiny_model_and_tokenizer):
+    """Wiring check: micro-batched 'global-token-mean' gradients == the gradient of one token-mean loss."""
+    model, tokenizer = tiny_model_and_tokenizer
+    seed = fresh_seed()
+    batch = _random_batch(tokenizer, n_prompts=2, n=4, seed=seed)
+    cfg = JustRLConfig.tiny().replace(prompts_per_step=2, mini_batch_prompts=2, rollouts_per_prompt=4,
+                                      micro_batch_weighting="global-token-mean", micro_batch_max_tokens=64,
+                                      max_prompt_length=9, max_response_length=12, overlong_buffer_len=8,
+                                      val_max_response_length=12)
+    old_logp, _ = compute_old_logprobs(model, batch, cfg)
+    adv = broadcast_to_tokens(torch.randn(8, generator=torch.Generator().manual_seed(seed)), batch.response_mask)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    # reference: one forward over all 8 sequences, token-mean loss, one backward
+    model.zero_grad()
+    logp, _, mask = sequence_logprobs(model, batch, list(range(8)), cfg.temperature, with_entropy=False)
+    R = logp.shape[1]
+    loss, _ = policy_loss(logp, old_logp[:, :R], adv[:, :R], mask, clip_ratio_low=0.2, clip_ratio_high=0.28,
+                          clip_ratio_c=10.0, loss_agg_mode="token-mean")
+    loss.backward()
+    reference = [p.grad.clone() for p in params]
+
+    # the trainer's micro-batched accumulation, captured just before the optimizer step
+    captured = {}
+
+    class Capture(torch.optim.SGD):
+        def step(self, closure=None):
+            captured["grads"] = [p.grad.clone() for p in params]
+
+    opt = Capture(params, lr=0.0)
+    update_policy(model, opt, batch, old_logp, adv, cfg.replace(grad_clip=1e9))
+    assert len(micro_batches(list(range(8)), batch.prompt_mask.sum(-1) + batch.response_mask.sum(-1), 64)) > 1
+    for got, want in zip(captured["grads"], reference):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6, msg=f"seed {seed}")
+
+
+# ---- end to end -----------------------------------------------------------------------------------
+
+needs_toy = pytest.mark.skipif(not (TOY_BASE / "config.json").exists(),
+                               reason="no toy base: run `python -m justrl_lite.toy.make_base`")
+
+SHORT_RUN = ["total_steps=6", "prompts_per_step=8", "mini_batch_prompts=2", "val_every=3", "save_every=3",
+             "val_max_prompts=16", "val_samples_per_prompt=2", "seed=11"]
+
+
+def run_cli(out_dir: Path, extra: list[str], *, resume: bool = False, kill_after_checkpoint: int | None = None):
+    cmd = [sys.executable, "-m", "justrl_lite.full_run", "--preset", "tiny", "--no-progress",
+           f"output_dir={out_dir}", *SHORT_RUN, *extra] + (["--resume"] if resume else [])
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    if kill_after_checkpoint is None:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=PROJECT_ROOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=PROJECT_ROOT)
+    marker = out_dir / "checkpoints" / f"step_{kill_after_checkpoint:06d}"
+    deadline = time.time() + 600
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@needs_toy
+@pytest.mark.slow
+def test_tiny_run_learns_checkpoints_and_resumes_exactly_after_sigkill(tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    run_cli(full, [])
+    rows = read_metrics(full / "metrics.jsonl")
+    assert [r["step"] for r in rows] == list(range(0, 7))
+    for r in rows:  # every logged metric is finite
+        for k, v in r.items():
+            assert isinstance(v, (int, float)) and math.isfinite(v), (r["step"], k, v)
+    assert all(r["actor/updates"] == 4 for r in rows[1:])  # 8 prompts / 2 per mini-batch
+    assert (full / "checkpoints" / "step_000006" / "policy" / "config.json").exists()
+
+    # parameters changed
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(TOY_BASE)
+    trained = AutoModelForCausalLM.from_pretrained(full / "checkpoints" / "step_000006" / "policy")
+    delta = max((a - b).abs().max().item() for a, b in zip(base.parameters(), trained.parameters()))
+    assert delta > 0
+
+    # killed right after the step-3 checkpoint, then resumed: the same metrics as the uninterrupted run
+    run_cli(killed, [], kill_after_checkpoint=3)
+    run_cli(killed, [], resume=True)
+    resumed = read_metrics(killed / "metrics.jsonl")
+    assert [r["step"] for r in resumed] == [r["step"] for r in rows]
+    timing = ("time/", "perf/")
+    for a, b in zip(rows, resumed):
+        for k in a:
+            if not k.startswith(timing):
+                assert a[k] == pytest.approx(b[k], rel=1e-6, abs=1e-9), (a["step"], k)
+    final_full = AutoModelForCausalLM.from_pretrained(full / "checkpoints" / "step_000006" / "policy")
+    final_resumed = AutoModelForCausalLM.from_pretrained(killed / "checkpoints" / "step_000006" / "policy")
+    for a, b in zip(final_full.parameters(), final_resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@needs_toy
+def test_resume_with_changed_settings_is_refused(tmp_path):
+    out = tmp_path / "run"
+    run_cli(out, ["total_steps=3"])
+    cmd = [sys.executable, "-m", "justrl_lite.full_run", "--preset", "tiny", "--no-progress", f"output_dir={out}",
+           *SHORT_RUN, "total_steps=3", "lr=1e-3", "--resume"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+    assert done.returncode == 2
+    assert "lr" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_paper_preset_without_gpu_stops_with_one_clear_message():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    done = subprocess.run([sys.executable, "-m", "justrl_lite.full_run", "--no-progress"], capture_output=True,
+                          text=True, timeout=120, cwd=PROJECT_ROOT)
+    assert done.returncode == 2
+    assert "--preset tiny" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_dry_run_prints_the_diff_table_and_compute_estimate():
+    done = subprocess.run([sys.executable, "-m", "justrl_lite.full_run", "--preset", "tiny", "--dry-run"],
+                          capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "| `prompts_per_step` | `256` | `16` |" in done.stdout
+    cfg = JustRLConfig.tiny()
+    per_step = cfg.prompts_per_step * cfg.rollouts_per_prompt * cfg.max_response_length
+    assert f"{per_step:,} response tokens per step" in done.stdout
+    assert json.loads(done.stdout.split("```json")[1].split("```")[0])["lr"] == cfg.lr
+
+
+def test_bad_override_is_one_clear_error():
+    done = subprocess.run([sys.executable, "-m", "justrl_lite.full_run", "--preset", "tiny", "rollouts_per_prompt=1"],
+                          capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    assert done.returncode == 2
+    assert "rollouts_per_prompt" in done.stderr and "Traceback" not in done.stderr
