@@ -327,7 +327,9 @@ def train_step(step: int, model, optimizer, engine: RolloutEngine, prompts: Enco
                             temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                             max_new_tokens=cfg.max_response_length, seed=sample_seed(cfg.seed, step, 0))
     t1 = time.perf_counter()
-    ground_truths = [prompts.rows[idx[g]].ground_truth for g in batch.group_ids.tolist()]
+    # MathRow.answer: the ground truth with an outer \boxed{} removed (some benchmark files store "\boxed{204}");
+    # DAPO-Math-17k's integer answers are unchanged by it, so the strict exact-match reward is the authors'.
+    ground_truths = [prompts.rows[idx[g]].answer for g in batch.group_ids.tolist()]
     lengths = batch.response_mask.sum(-1)                                                  # (B,)
     rewards, scores = score_responses(batch.texts, ground_truths, lengths.tolist(), reward_fn=cfg.reward_fn,
                                       use_overlong_penalty=cfg.overlong_penalty,
@@ -375,7 +377,7 @@ def validate(engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig, 
                                 max_new_tokens=cfg.val_max_response_length,
                                 seed=sample_seed(cfg.seed, step, 1 + start))
         for text, g in zip(batch.texts, batch.group_ids.tolist()):
-            gt = prompts.rows[chunk[g]].ground_truth
+            gt = prompts.rows[chunk[g]].answer
             correct.append(grade(text, gt))
             rewards.append(dapo_reward(text, gt))
         lengths.extend(batch.response_mask.sum(-1).tolist())
