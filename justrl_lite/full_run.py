@@ -38,18 +38,42 @@ def resolve_config(args: argparse.Namespace) -> JustRLConfig:
     return cfg.with_overrides(args.overrides) if args.overrides else cfg
 
 
-def count_parameters(model_name_or_path: str) -> int | None:
-    """Parameters of the model from its config alone (no weights loaded); None when the config is unreachable."""
-    try:
+def count_parameters(model_name_or_path: str, timeout_s: float = 10.0) -> int | None:
+    """Parameters of the model from its config alone (no weights loaded); None when the config is unreachable.
+
+    A hub id is looked up in the local cache first, then online with a deadline (an offline machine would
+    otherwise wait out the hub client's retries).
+    """
+    import threading
+
+    result: list[int] = []
+
+    def lookup() -> None:
+        import logging
+
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        config = AutoConfig.from_pretrained(resolve_path(model_name_or_path))
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # no retry chatter when offline
+        path = resolve_path(model_name_or_path)
+        try:
+            config = AutoConfig.from_pretrained(path, local_files_only=True)
+        except Exception:
+            config = AutoConfig.from_pretrained(path)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)
-        return sum(p.numel() for p in model.parameters())
-    except Exception:
-        return None
+        result.append(sum(p.numel() for p in model.parameters()))
+
+    def guarded() -> None:
+        try:
+            lookup()
+        except Exception:
+            pass
+
+    worker = threading.Thread(target=guarded, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    return result[0] if result else None
 
 
 def compute_estimate(cfg: JustRLConfig, n_params: int | None) -> str:

@@ -148,7 +148,9 @@ def make_engine(cfg: JustRLConfig, model, tokenizer) -> RolloutEngine:
     if cfg.rollout_engine == "vllm":
         from justrl_lite.rollout import VLLMRollout
 
-        engine = VLLMRollout(resolve_path(cfg.model_name_or_path), dtype=cfg.dtype, max_model_len=cfg.max_prompt_length
+        engine = VLLMRollout(resolve_path(cfg.model_name_or_path), dtype=cfg.dtype,
+                             gpu_memory_utilization=cfg.rollout_gpu_memory_utilization,
+                             max_model_len=cfg.max_prompt_length
                              + max(cfg.max_response_length, cfg.val_max_response_length))
         engine.sync_weights(model)  # the policy may come from a checkpoint (resume)
         return engine

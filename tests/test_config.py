@@ -63,6 +63,7 @@ NOT_IN_RECIPE = {
     "micro_batch_max_tokens": 32768,
     "adam_eps": 1e-8,
     "rollout_engine": "vllm",
+    "rollout_gpu_memory_utilization": 0.4,
     "overlong_penalty_factor": 1.0,
     "val_max_prompts": 0,
     "seed": 1,
