@@ -1,0 +1,234 @@
+"""The toy world: task, tokenizer, tiny Qwen2 and the committed "distilled reasoner" base."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from justrl_lite.config import PROJECT_ROOT, TRAIN_PROMPT_SUFFIX
+from justrl_lite.toy.model import build_random_model, count_parameters, tiny_qwen2_config
+from justrl_lite.toy.task import (
+    DATA_SOURCE,
+    DemoNoise,
+    demonstration,
+    make_splits,
+    sample_problems,
+    solution,
+    to_row,
+    write_splits,
+)
+from justrl_lite.toy.tokenizer import BOS_TOKEN, EOS_TOKEN, GENERATION_PROMPT, USER_TOKEN, build_tokenizer
+from justrl_lite.verifier import dapo_reward
+
+TOY_DIR = PROJECT_ROOT / "data" / "toy"
+BASE_DIR = TOY_DIR / "base"
+
+needs_data = pytest.mark.skipif(not (TOY_DIR / "test.jsonl").exists(),
+                                reason="no toy data: run `python -m justrl_lite.toy.make_base`")
+needs_base = pytest.mark.skipif(not (BASE_DIR / "config.json").exists(),
+                                reason="no toy base: run `python -m justrl_lite.toy.make_base`")
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def small_tokenizer():
+    problems = sample_problems(100, seed=5)
+    rng = random.Random(0)
+    noisy = DemoNoise(step_error_prob=0.3, check_prob=0.3, wander_prob=0.3)
+    texts = [p.text + TRAIN_PROMPT_SUFFIX for p in problems] + [demonstration(p, rng, noisy)[0] for p in problems]
+    return build_tokenizer(texts)
+
+
+# ---- task ---------------------------------------------------------------------------------------
+
+def test_task_is_deterministic_by_seed():
+    assert make_splits(300, 50, seed=3) == make_splits(300, 50, seed=3)
+    assert make_splits(300, 50, seed=3) != make_splits(300, 50, seed=4)
+    p = sample_problems(1, seed=0)[0]
+    noise = DemoNoise(step_error_prob=0.5, check_prob=0.5, wander_prob=0.5)
+    assert demonstration(p, random.Random(7), noise) == demonstration(p, random.Random(7), noise)
+
+
+def test_splits_share_no_problem():
+    train, test = make_splits(2000, 300, seed=0)
+    assert len(train) == 2000 and len(test) == 300
+    assert not {p.signature for p in train} & {p.signature for p in test}  # not even the same arithmetic
+    assert not {p.text for p in train} & {p.text for p in test}
+    excluded = sample_problems(500, seed=9, exclude=[p.signature for p in train + test])
+    assert not {p.signature for p in excluded} & {p.signature for p in train + test}
+
+
+def test_written_files_match_the_generator(tmp_path):
+    train_path, test_path = write_splits(tmp_path, n_train=40, n_test=10, seed=2)
+    train, test = make_splits(40, 10, seed=2)
+    assert read_jsonl(train_path) == [to_row(p, i, "train") for i, p in enumerate(train)]
+    assert read_jsonl(test_path) == [to_row(p, i, "test") for i, p in enumerate(test)]
+
+
+@needs_data
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_committed_rows_follow_the_dapo_schema(split):
+    rows = read_jsonl(TOY_DIR / f"{split}.jsonl")
+    assert len(rows) >= (2000 if split == "train" else 400)
+    for i, row in enumerate(rows):
+        assert set(row) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
+        assert row["data_source"] == DATA_SOURCE and row["ability"] == "math"
+        assert len(row["prompt"]) == 1 and row["prompt"][0]["role"] == "user" and row["prompt"][0]["content"]
+        assert row["reward_model"]["style"] == "rule"
+        truth = row["reward_model"]["ground_truth"]
+        assert isinstance(truth, str) and truth == str(int(truth))  # a plain integer string
+        assert row["extra_info"]["index"] == i and row["extra_info"]["split"] == split
+        assert dapo_reward(row["extra_info"]["solution"], truth) == 1.0
+
+
+@needs_data
+def test_committed_splits_are_disjoint():
+    problems = [{r["prompt"][0]["content"] for r in read_jsonl(TOY_DIR / f"{s}.jsonl")} for s in ("train", "test")]
+    assert not problems[0] & problems[1]
+
+
+def test_correct_demonstrations_score_plus_one_and_slipped_ones_minus_one():
+    problems = sample_problems(400, seed=1)
+    rng = random.Random(0)
+    for p in problems:
+        assert dapo_reward(solution(p), str(p.answer)) == 1.0
+        assert str(p.answer) in solution(p).splitlines()[-1]
+    noise = DemoNoise(step_error_prob=0.3, check_prob=0.3, wander_prob=0.3)
+    outcomes = []
+    for p in problems:
+        text, correct = demonstration(p, rng, noise)
+        assert dapo_reward(text, str(p.answer)) == (1.0 if correct else -1.0)
+        outcomes.append(correct)
+    assert 0.1 < sum(outcomes) / len(outcomes) < 0.9  # the noise really produces both kinds
+
+
+def test_noise_makes_slips_checks_and_wandering():
+    p = sample_problems(1, seed=0)[0]
+    clean = solution(p)
+    assert "Check:" not in clean and "Wait" not in clean
+    wander, _ = demonstration(p, random.Random(0), DemoNoise(wander_prob=1.0))
+    assert wander.count("Wait, let me check again.") >= 3 and len(wander) > 2 * len(clean)
+    checked, correct = demonstration(p, random.Random(0), DemoNoise(check_prob=1.0))
+    assert checked.count("Check:") == len(p.changes) and correct
+    slipped = [demonstration(p, random.Random(s), DemoNoise(step_error_prob=1.0))[1] for s in range(20)]
+    assert not all(slipped)
+
+
+# ---- tokenizer ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "Mia has \\boxed{42} apples.",
+    "She gives away 3: 12 - 3 = 9.\n</think>\n\nTom has \\boxed{0} cards.",
+    "  odd   spacing\t\tand unseen words: Zyx, ünïcödé, 😀, 123456789 {}[]",
+])
+def test_tokenizer_round_trips_text_exactly(small_tokenizer, text):
+    ids = small_tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert small_tokenizer.decode(ids, skip_special_tokens=True) == text
+    with_eos = ids + [small_tokenizer.eos_token_id]
+    assert small_tokenizer.decode(with_eos, skip_special_tokens=True) == text
+
+
+def test_words_and_numbers_are_single_tokens(small_tokenizer):
+    for word in (" answer", " 17", "17", " 0", "</think>", "\n\n"):
+        assert len(small_tokenizer(word, add_special_tokens=False)["input_ids"]) == 1, word
+
+
+def test_chat_template_renders_like_deepseek_r1_distill(small_tokenizer):
+    tok = small_tokenizer
+    messages = [{"role": "user", "content": "What is 2 + 2?" + TRAIN_PROMPT_SUFFIX}]
+    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert text == BOS_TOKEN + USER_TOKEN + messages[0]["content"] + GENERATION_PROMPT
+    assert text.endswith("<｜Assistant｜><think>\n")
+    full = tok.apply_chat_template(messages + [{"role": "assistant", "content": "4"}], tokenize=False)
+    assert full.endswith("<｜Assistant｜>4" + EOS_TOKEN)
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+    assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
+    assert len({tok.bos_token_id, tok.eos_token_id, tok.pad_token_id}) == 3
+
+
+def test_tokenizer_survives_save_and_autotokenizer_load(small_tokenizer, tmp_path):
+    """transformers rebuilds a Qwen2Tokenizer around the saved vocabulary when config.json says qwen2: the
+    loaded tokenizer must still encode every text exactly as the one the model was trained with."""
+    from transformers import AutoTokenizer
+
+    build_random_model(small_tokenizer, seed=0).save_pretrained(tmp_path)
+    small_tokenizer.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert len(loaded) == len(small_tokenizer) and loaded.get_vocab() == small_tokenizer.get_vocab()
+    rng = random.Random(1)
+    noisy = DemoNoise(step_error_prob=0.3, check_prob=0.3, wander_prob=0.3)
+    texts = [p.text + TRAIN_PROMPT_SUFFIX for p in sample_problems(50, seed=8)]
+    texts += [demonstration(p, rng, noisy)[0] for p in sample_problems(50, seed=9)]
+    texts += ["x  14 a114b 2024 \\boxed{-3} ünï 😀\t\r\n"]
+    for text in texts:
+        assert loaded(text)["input_ids"] == small_tokenizer(text)["input_ids"], text
+    messages = [{"role": "user", "content": texts[0]}]
+    assert (loaded.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            == small_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    assert (loaded.pad_token_id, loaded.eos_token_id, loaded.bos_token_id, loaded.padding_side) == (
+        small_tokenizer.pad_token_id, small_tokenizer.eos_token_id, small_tokenizer.bos_token_id, "left")
+
+
+def test_tokenizer_is_deterministic():
+    texts = [p.text for p in sample_problems(50, seed=2)]
+    assert build_tokenizer(texts).get_vocab() == build_tokenizer(texts).get_vocab()
+
+
+# ---- model --------------------------------------------------------------------------------------
+
+def test_random_model_is_a_tiny_deterministic_qwen2(small_tokenizer):
+    a, b = build_random_model(small_tokenizer, seed=0), build_random_model(small_tokenizer, seed=0)
+    c = build_random_model(small_tokenizer, seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
+    assert type(a).__name__ == "Qwen2ForCausalLM"
+    assert a.config.hidden_size // a.config.num_attention_heads == 64
+    assert count_parameters(a) < 5_000_000
+    assert a.config.eos_token_id == small_tokenizer.eos_token_id
+    logits = a(torch.tensor([[small_tokenizer.bos_token_id, 5, 6]])).logits
+    assert logits.shape == (1, 3, len(small_tokenizer))
+
+
+def test_config_overrides_win_and_bad_heads_are_refused():
+    assert tiny_qwen2_config(100, num_hidden_layers=2).num_hidden_layers == 2
+    with pytest.raises(ValueError, match="divisible"):
+        tiny_qwen2_config(100, hidden_size=100, num_attention_heads=3)
+
+
+# ---- the committed base -------------------------------------------------------------------------
+
+@needs_base
+def test_committed_base_is_small_and_loads_like_a_hub_model():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    size = sum(f.stat().st_size for f in BASE_DIR.rglob("*") if f.is_file())
+    assert size <= 20 * 1024 * 1024
+    assert (BASE_DIR / "model.safetensors").exists()
+    model = AutoModelForCausalLM.from_pretrained(BASE_DIR)
+    tokenizer = AutoTokenizer.from_pretrained(BASE_DIR)
+    assert type(model).__name__ == "Qwen2ForCausalLM"
+    assert model.config.vocab_size >= len(tokenizer)
+    text = "Ava has \\boxed{17} cookies."
+    assert tokenizer.decode(tokenizer(text)["input_ids"], skip_special_tokens=True) == text
+
+
+@needs_base
+@needs_data
+def test_committed_base_is_a_modest_reasoner_on_the_held_out_split():
+    """The role of DeepSeek-R1-Distill-Qwen-1.5B: pass@1 at temperature 1.0 between 20% and 50%."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from justrl_lite.toy.make_base import evaluate
+
+    model = AutoModelForCausalLM.from_pretrained(BASE_DIR).eval()
+    tokenizer = AutoTokenizer.from_pretrained(BASE_DIR)
+    _, test = make_splits()
+    metrics = evaluate(model, tokenizer, test[:48], n=8, seed=0)  # 384 samples
+    assert 0.20 <= metrics["pass@1"] <= 0.50, metrics
+    assert metrics["pass@8"] >= 0.6, metrics  # most groups of 8 hold a right answer: signal for GRPO
