@@ -112,9 +112,15 @@ def plot_runs(runs: dict[str, list[Sequence[dict[str, Any]]]], keys: Sequence[tu
 
 
 def _finish(fig, out_path: str | Path | None, caption: str | None) -> None:
+    lines = 0
     if caption:
-        fig.text(0.01, 0.005, caption, fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+        import textwrap
+
+        # about 19 characters of 7-point text per inch of figure width
+        wrapped = textwrap.fill(caption, width=int(fig.get_figwidth() * 19))
+        lines = wrapped.count("\n") + 1
+        fig.text(0.01, 0.005, wrapped, fontsize=7, color="0.35", va="bottom")
+    fig.tight_layout(rect=(0, 0.035 * lines * 3.6 / fig.get_figheight() + (0.01 if lines else 0), 1, 1))
     if out_path is not None:
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out_path, dpi=120)
