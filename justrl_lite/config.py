@@ -536,3 +536,4 @@ def _show(v: Any) -> str:
 def field_names() -> list[str]:
     return [f.name for f in fields(JustRLConfig)]
 
+
