@@ -19,8 +19,8 @@ Logged keys (per training step):
   rollout/logprob_diff        mean |sampler log-prob - trainer log-prob| (inference/training mismatch)
   time/rollout, time/reward, time/old_logprob, time/update, time/step   seconds
   perf/tokens_per_s           response tokens sampled per second of step time
-Every ``val_every`` steps also: val/pass@1 (evaluation grader, avg@k), val/reward (training verifier mean),
-val/response_length.
+Every ``val_every`` steps also: val/pass@1 (evaluation grader, avg@k), val/reward (mean strict DAPO reward,
+whatever ``reward_fn`` trains with), val/response_length.
 """
 
 from __future__ import annotations

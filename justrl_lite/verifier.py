@@ -29,7 +29,7 @@ JustRL's fixed choices, and where they depart from textbook practice:
      penalty alone and 55% for plain JustRL), with entropy collapsing.
   5. Evaluation is lenient on purpose: last box of the whole response, MATH-style normalised string match,
      then SymPy equivalence through math-verify. The paper's last stage, a model judge
-     (CompassVerifier-3B) for what the rules reject, is not reproduced here.
+     (CompassVerifier-3B) for what the rules reject, lives in ``evaluate.py`` (opt-in ``--judge``, GPU only).
 
 ``grade`` and ``lenient_reward`` take untrusted model output, so:
   - text is never executed: only math-verify's LaTeX parser sees it (no ``eval``-based expression parser);
