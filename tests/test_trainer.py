@@ -32,6 +32,10 @@ from justrl_lite.trainer import (
 
 TOY_BASE = PROJECT_ROOT / "data" / "toy" / "base"
 
+# One OpenMP thread per training subprocess: the 1M-parameter model gains little from two, and two spinning
+# threads on a busy 2-core machine slow a run down many times over.
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
 
 def fresh_seed() -> int:
     return int.from_bytes(os.urandom(4), "little")
@@ -142,7 +146,7 @@ SHORT_RUN = ["total_steps=6", "prompts_per_step=8", "mini_batch_prompts=2", "val
 def run_cli(out_dir: Path, extra: list[str], *, resume: bool = False, kill_after_checkpoint: int | None = None):
     cmd = [sys.executable, "-m", "justrl_lite.full_run", "--preset", "tiny", "--no-progress",
            f"output_dir={out_dir}", *SHORT_RUN, *extra] + (["--resume"] if resume else [])
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    env = SUBPROCESS_ENV
     if kill_after_checkpoint is None:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=PROJECT_ROOT)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -200,7 +204,7 @@ def test_resume_with_changed_settings_is_refused(tmp_path):
     run_cli(out, ["total_steps=3"])
     cmd = [sys.executable, "-m", "justrl_lite.full_run", "--preset", "tiny", "--no-progress", f"output_dir={out}",
            *SHORT_RUN, "total_steps=3", "lr=1e-3", "--resume"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT, env=SUBPROCESS_ENV)
     assert done.returncode == 2
     assert "lr" in done.stderr and "Traceback" not in done.stderr
 
@@ -243,7 +247,7 @@ def test_tiny_run_beats_the_base_on_held_out_prompts(tmp_path):
     out = tmp_path / "learn"
     cmd = [sys.executable, "-m", "justrl_lite.full_run", "--preset", "tiny", "--no-progress", f"output_dir={out}",
            "total_steps=20", "val_every=20", "save_every=20", "val_max_prompts=64", "seed=5"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT, env=SUBPROCESS_ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     val = {r["step"]: r["val/pass@1"] for r in read_metrics(out / "metrics.jsonl") if "val/pass@1" in r}
     assert set(val) == {0, 20}
