@@ -88,6 +88,25 @@ def test_committed_rows_follow_the_dapo_schema(split):
 
 
 @needs_data
+def test_committed_files_are_what_the_generator_writes():
+    train, test = make_splits()
+    assert read_jsonl(TOY_DIR / "train.jsonl") == [to_row(p, i, "train") for i, p in enumerate(train)]
+    assert read_jsonl(TOY_DIR / "test.jsonl") == [to_row(p, i, "test") for i, p in enumerate(test)]
+
+
+def test_problems_use_distinct_small_numbers_and_stay_in_range():
+    from justrl_lite.toy.task import MAX_TOTAL, OPERAND_RANGE, START_RANGE
+
+    for p in sample_problems(500, seed=11):
+        numbers = [p.start] + [abs(c) for c in p.changes]
+        assert len(set(numbers)) == len(numbers)  # the "next term" lookup is never ambiguous
+        assert START_RANGE[0] <= p.start <= START_RANGE[1]
+        assert all(OPERAND_RANGE[0] <= abs(c) <= OPERAND_RANGE[1] for c in p.changes)
+        totals = [p.start + sum(p.changes[: i + 1]) for i in range(len(p.changes))]
+        assert all(0 <= t <= MAX_TOTAL for t in totals) and totals[-1] == p.answer
+
+
+@needs_data
 def test_committed_splits_are_disjoint():
     problems = [{r["prompt"][0]["content"] for r in read_jsonl(TOY_DIR / f"{s}.jsonl")} for s in ("train", "test")]
     assert not problems[0] & problems[1]
@@ -201,6 +220,47 @@ def test_config_overrides_win_and_bad_heads_are_refused():
         tiny_qwen2_config(100, hidden_size=100, num_attention_heads=3)
 
 
+# ---- supervised fine-tuning ---------------------------------------------------------------------
+
+def test_sft_examples_mask_the_prompt_and_end_in_eos(small_tokenizer):
+    from justrl_lite.toy.make_base import encode_example, encode_prompt
+
+    p = sample_problems(1, seed=3)[0]
+    ids, labels = encode_example(small_tokenizer, p.text, solution(p))
+    prompt = encode_prompt(small_tokenizer, p.text)
+    assert ids[: len(prompt)] == prompt and labels[: len(prompt)] == [-100] * len(prompt)
+    assert labels[len(prompt) :] == ids[len(prompt) :] and ids[-1] == small_tokenizer.eos_token_id
+    assert small_tokenizer.decode(ids[len(prompt) :], skip_special_tokens=True) == solution(p)
+    _, cut = encode_example(small_tokenizer, p.text, solution(p), max_response_tokens=5)
+    assert len(cut) == len(prompt) + 5
+
+
+def test_a_few_sft_steps_lower_the_loss(small_tokenizer):
+    from justrl_lite.toy.make_base import SFTArgs, sft
+
+    model = build_random_model(small_tokenizer, seed=0)
+    args = SFTArgs(batch_size=16, epochs=2, lr=3e-3, warmup_steps=2)
+    losses = sft(model, small_tokenizer, sample_problems(96, seed=6), args)
+    assert len(losses) == 12 and sum(losses[-3:]) < 0.8 * sum(losses[:3])
+    assert not model.training
+
+
+def test_sampling_is_seeded_and_leaves_the_callers_random_state_alone(small_tokenizer):
+    from justrl_lite.toy.make_base import encode_prompt, sample_responses
+
+    model = build_random_model(small_tokenizer, seed=0)
+    prompts = [encode_prompt(small_tokenizer, p.text) for p in sample_problems(2, seed=12)]
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = sample_responses(model, small_tokenizer, prompts, 2, max_new_tokens=6, seed=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert sample_responses(model, small_tokenizer, prompts, 2, max_new_tokens=6, seed=5) == first
+    assert sample_responses(model, small_tokenizer, prompts, 2, max_new_tokens=6, seed=6) != first
+    texts, lengths, truncated = first
+    assert len(texts) == 4 and all(n <= 6 for n in lengths)
+    assert all(n == 6 for n, t in zip(lengths, truncated) if t)  # truncated = ran to the cap without eos
+
+
 # ---- the committed base -------------------------------------------------------------------------
 
 @needs_base
@@ -232,3 +292,6 @@ def test_committed_base_is_a_modest_reasoner_on_the_held_out_split():
     metrics = evaluate(model, tokenizer, test[:48], n=8, seed=0)  # 384 samples
     assert 0.20 <= metrics["pass@1"] <= 0.50, metrics
     assert metrics["pass@8"] >= 0.6, metrics  # most groups of 8 hold a right answer: signal for GRPO
+    assert metrics["truncated"] > 0.01, metrics  # some responses wander past the cap: RL can shorten them
+    greedy = evaluate(model, tokenizer, test[48:112], n=1, temperature=0.0)
+    assert greedy["pass@1"] >= 0.8, greedy  # it knows the skill; sampling at temperature 1.0 is what fails

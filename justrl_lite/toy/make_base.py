@@ -1,24 +1,30 @@
 """Make the toy "distilled reasoner": supervised fine-tuning of a tiny Qwen2 on imperfect demonstrations.
 
 DeepSeek-R1-Distill-Qwen-1.5B, the paper's base, is a small model fine-tuned on a bigger model's reasoning
-traces: it knows how to solve many problems but samples mistakes and long detours (about 30% on AIME24 at
-temperature 1, responses of ~8k tokens). This module builds the same situation in miniature:
+traces: it knows how to solve many problems but samples mistakes and long detours (about 30% on AIME24,
+responses of ~8k tokens). This module builds the same situation in miniature:
 
-  1. demonstrations come from ``task.demonstration`` with ``SFT_NOISE``: most steps right, some slipped by
-     1 or 2, some redundant ``Check:`` lines, some solutions that wander past the response cap;
+  1. demonstrations come from ``task.demonstration`` with ``SFT_NOISE``: each step slips (off by 1 or 2, carried
+     on) with probability 0.15, 20% of steps get a redundant ``Check:`` line, and 15% of solutions wander
+     ("Wait, let me check again.") for rounds that run past the 128-token response cap;
   2. each epoch draws *fresh* noise for every problem, so the model learns the noise as a distribution
      (right most of the time) rather than memorising particular wrong answers;
   3. the SFT problems are drawn apart from both RL splits (no signature shared with train or test), as the
      distillation data of the paper's base was not DAPO-Math-17k;
   4. the loss is the next-token cross-entropy on response tokens only (prompt tokens are masked), with the
-     response ending in the eos token, exactly the text RL will later sample.
+     response ending in the eos token, exactly the text RL will later sample. It is the per-batch token mean
+     over length-bucketed batches, so a token of a long (wandering) demonstration weighs less than one of a
+     short demonstration: the base wanders about half as often as its teacher (8% of responses truncated,
+     not 15%), the same aggregation effect as in the paper's "token-mean" discussion.
 
-The result has a modest pass@1 at temperature 1.0 and a high pass@8 on the held-out split, so GRPO groups of 8
-mostly hold both right and wrong answers: the signal JustRL learns from.
+The result knows the skill (greedy decoding solves nearly every held-out problem) but at temperature 1.0 it
+slips and sometimes wanders: pass@1 of about 37%, pass@8 of about 96%, so almost every GRPO group of 8 holds
+both right and wrong answers, the signal JustRL learns from.
 
-Command (writes ``data/toy/{train,test}.jsonl`` and ``data/toy/base/``)::
+Command (writes ``data/toy/{train,test}.jsonl``, ``data/toy/base/`` and ``data/toy/base/make_base_report.json``;
+about 3 minutes of SFT on 2 idle CPU cores, then 1-2 minutes of evaluation)::
 
-    python -m justrl_lite.toy.make_base            # ~10 minutes on 2 CPU cores
+    python -m justrl_lite.toy.make_base
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ from justrl_lite.toy.tokenizer import build_tokenizer
 from justrl_lite.verifier import dapo_reward
 
 SFT_NOISE = DemoNoise(step_error_prob=0.15, check_prob=0.2, wander_prob=0.15, wander_rounds=(4, 5))
-"""The imperfect teacher the base imitates (see ``task.DemoNoise``)."""
+"""The imperfect teacher the base imitates (see ``task.DemoNoise``): slips, redundant checks, wandering."""
 
 RESPONSE_CAP = 128
 """Response-token cap of evaluation (the tiny preset's ``max_response_length``): wandering runs past it."""
@@ -203,49 +209,55 @@ def sft(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, problems: l
 def sample_responses(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, prompts: list[list[int]], n: int,
                      *, max_new_tokens: int = RESPONSE_CAP, temperature: float = 1.0, top_p: float = 1.0,
                      seed: int = 0, batch_size: int = 128) -> tuple[list[str], list[int], list[bool]]:
-    """``n`` sampled responses per prompt (prompt-major): decoded texts, token lengths, truncated flags."""
-    torch.manual_seed(seed)
+    """``n`` responses per prompt (prompt-major): decoded texts, token lengths (eos included), truncated flags.
+
+    ``temperature=0`` decodes greedily. The caller's random state is left untouched.
+    """
     flat = [ids for ids in prompts for _ in range(n)]
     texts, lengths, truncated = [], [], []
-    for s in tqdm(range(0, len(flat), batch_size), desc="sample", unit="batch", leave=False):
-        chunk = flat[s : s + batch_size]
-        width = max(len(ids) for ids in chunk)
-        input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(ids)) + ids for ids in chunk])  # (b, P)
-        attention_mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(ids) for ids in chunk])[:, None])
-        out = model.generate(input_ids=input_ids, attention_mask=attention_mask.long(), do_sample=True,
-                             temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        for row in out[:, width:].tolist():  # (b, R)
-            n_tokens = row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row)
-            lengths.append(n_tokens)
-            truncated.append(tokenizer.eos_token_id not in row)
-            texts.append(tokenizer.decode(row[:n_tokens], skip_special_tokens=True))
+    sampling = (dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if temperature > 0
+                else dict(do_sample=False))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for s in tqdm(range(0, len(flat), batch_size), desc="sample", unit="batch", leave=False):
+            chunk = flat[s : s + batch_size]
+            width = max(len(ids) for ids in chunk)
+            pad = [width - len(ids) for ids in chunk]
+            input_ids = torch.tensor([[tokenizer.pad_token_id] * k + ids for k, ids in zip(pad, chunk)])  # (b, P)
+            attention_mask = (torch.arange(width)[None, :] >= torch.tensor(pad)[:, None]).long()  # (b, P)
+            out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                 **sampling)
+            for row in out[:, width:].tolist():  # (b, R)
+                stopped = tokenizer.eos_token_id in row
+                n_tokens = row.index(tokenizer.eos_token_id) + 1 if stopped else len(row)
+                lengths.append(n_tokens)
+                truncated.append(not stopped)
+                texts.append(tokenizer.decode(row[:n_tokens], skip_special_tokens=True))
     return texts, lengths, truncated
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples with c correct (Chen et al., 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
 
 
 def evaluate(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, problems: list[Problem], n: int = 8,
              *, seed: int = 0, temperature: float = 1.0, top_p: float = 1.0,
              max_new_tokens: int = RESPONSE_CAP) -> dict[str, float]:
     """Held-out metrics of ``n`` samples per problem under ``dapo_reward``: pass@1 (mean over samples), pass@n,
-    mean response length, truncation rate, and the share of groups with both right and wrong answers."""
+    the share of groups holding both right and wrong answers (GRPO's signal), mean response length (tokens,
+    eos included), truncation rate, and sampling speed (sequences per second, batches of 128)."""
     prompts = [encode_prompt(tokenizer, p.text) for p in problems]
+    start = time.perf_counter()
     texts, lengths, truncated = sample_responses(model, tokenizer, prompts, n, max_new_tokens=max_new_tokens,
                                                  temperature=temperature, top_p=top_p, seed=seed)
-    rewards = [dapo_reward(t, str(p.answer)) for t, p in zip(texts, (p for p in problems for _ in range(n)))]
-    correct = [sum(r > 0 for r in rewards[i * n : (i + 1) * n]) for i in range(len(problems))]
+    seconds = time.perf_counter() - start
+    answers = [str(p.answer) for p in problems for _ in range(n)]
+    correct = [dapo_reward(t, a) > 0 for t, a in zip(texts, answers)]
+    per_problem = [sum(correct[i * n : (i + 1) * n]) for i in range(len(problems))]
     return {
-        "pass@1": sum(correct) / (n * len(problems)),
-        f"pass@{n}": sum(c > 0 for c in correct) / len(problems),
-        "mixed_groups": sum(0 < c < n for c in correct) / len(problems),
+        "pass@1": sum(correct) / len(correct),
+        f"pass@{n}": sum(c > 0 for c in per_problem) / len(problems),
+        "mixed_groups": sum(0 < c < n for c in per_problem) / len(problems),
         "mean_response_tokens": sum(lengths) / len(lengths),
         "truncated": sum(truncated) / len(truncated),
+        "sequences_per_second": len(texts) / seconds,
     }
 
 
@@ -277,6 +289,7 @@ def make_base(out_dir: Path = DEFAULT_DIR, args: SFTArgs | None = None, n_eval: 
         "sft_args": asdict(args),
         "sft_noise": asdict(SFT_NOISE),
         "heldout_t1": evaluate(model, tokenizer, test[:n_eval], n=8, seed=args.seed),
+        "heldout_greedy": evaluate(model, tokenizer, test[:n_eval], n=1, temperature=0.0),
     }
     (base_dir / "make_base_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -287,9 +300,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", default=str(DEFAULT_DIR))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=SFTArgs.epochs)
+    parser.add_argument("--threads", type=int, default=SFTArgs.num_threads,
+                        help="torch CPU threads (1 is faster on a busy machine; the committed base used 2)")
     parser.add_argument("--n-eval", type=int, default=N_TEST, help="held-out problems scored at the end")
     a = parser.parse_args(argv)
-    report = make_base(Path(a.out_dir), SFTArgs(seed=a.seed, epochs=a.epochs), n_eval=a.n_eval)
+    args = SFTArgs(seed=a.seed, epochs=a.epochs, num_threads=a.threads)
+    report = make_base(Path(a.out_dir), args, n_eval=a.n_eval)
     print(json.dumps(report, indent=2))
 
 
