@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="field=value", help="overrides of the tiny preset for all runs")
     args = p.parse_args(argv)
+    from justrl_lite.checkpoint import CheckpointError
+    from justrl_lite.data import DataError
     from justrl_lite.trainer import TrainerError, train
 
     try:
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                     dest = Path(args.store) / variant / f"seed{seed}.jsonl"
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(Path(cfg.output_dir) / "metrics.jsonl", dest)
-    except (ConfigError, TrainerError) as e:
+    except (ConfigError, TrainerError, DataError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -54,7 +54,7 @@ from justrl_lite.loss import (
 from justrl_lite.metrics import MetricsLogger
 from justrl_lite.reward import score_responses
 from justrl_lite.rollout import RolloutBatch, RolloutEngine
-from justrl_lite.verifier import dapo_reward, grade
+from justrl_lite.verifier import dapo_reward, grade_many
 
 
 class TrainerError(RuntimeError):
@@ -378,10 +378,9 @@ def validate(engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig, 
                                 temperature=cfg.val_temperature, top_p=cfg.val_top_p, top_k=-1,
                                 max_new_tokens=cfg.val_max_response_length,
                                 seed=sample_seed(cfg.seed, step, 1 + start))
-        for text, g in zip(batch.texts, batch.group_ids.tolist()):
-            gt = prompts.rows[chunk[g]].answer
-            correct.append(grade(text, gt))
-            rewards.append(dapo_reward(text, gt))
+        answers = [prompts.rows[chunk[g]].answer for g in batch.group_ids.tolist()]
+        correct.extend(grade_many(batch.texts, answers))
+        rewards.extend(dapo_reward(text, gt) for text, gt in zip(batch.texts, answers))
         lengths.extend(batch.response_mask.sum(-1).tolist())
     return {"val/pass@1": float(np.mean(correct)), "val/reward": float(np.mean(rewards)),
             "val/response_length": float(np.mean(lengths))}
