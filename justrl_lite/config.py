@@ -26,6 +26,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from justrl_lite.grading import GRADERS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 TRAIN_PROMPT_SUFFIX = "\n\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -184,6 +186,11 @@ class JustRLConfig:
 
     val_max_prompts: int = 0
     """Validate on at most this many held-out prompts (0 = all)."""
+
+    val_grader: str = "math-verify"
+    """Grader of validation's pass@1 (``grading.GRADERS``): ``math-verify`` as the authors' validation (their verl
+    scored AIME24/25 and AMC23 with math-verify; ours reads the last box first), or ``paper`` (the rule grader
+    of their final evaluation)."""
 
     seed: int = 1
     """Seed of data order, sampling and initialisation."""
@@ -464,6 +471,7 @@ def validate(c: JustRLConfig) -> None:
     _check(_is_num(c.val_top_p) and 0 < c.val_top_p <= 1, "val_top_p", c.val_top_p, "must be in (0, 1]")
     _check(isinstance(c.val_max_prompts, int) and c.val_max_prompts >= 0, "val_max_prompts", c.val_max_prompts,
            "must be an integer >= 0 (0 = all)")
+    _check(c.val_grader in GRADERS, "val_grader", c.val_grader, f"must be one of {GRADERS}")
     _check(isinstance(c.seed, int), "seed", c.seed, "must be an integer")
     _check(c.device in DEVICES, "device", c.device, f"must be one of {DEVICES}")
     _check(c.dtype in DTYPES, "dtype", c.dtype, f"must be one of {DTYPES}")

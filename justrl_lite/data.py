@@ -48,8 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from justrl_lite.benchmarks import BENCHMARKS, BenchmarkSpec, find_benchmark
+from justrl_lite.boxed import last_boxed_only_string, remove_boxed
 from justrl_lite.config import EVAL_PROMPT_SUFFIX, PROJECT_ROOT
-from justrl_lite.verifier import last_boxed_only_string, remove_boxed
 
 logger = logging.getLogger(__name__)
 
@@ -99,68 +100,6 @@ class MathRow:
         if last_boxed_only_string(self.ground_truth) == self.ground_truth:
             return remove_boxed(self.ground_truth)
         return self.ground_truth
-
-
-# ---- the nine benchmarks ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class BenchmarkSpec:
-    """One evaluation benchmark: where it lives and how many samples per problem the paper averages."""
-
-    name: str
-    """Column name in the paper's results table."""
-
-    local_file: str
-    """File name in the authors' data layout (as in ``../shared/justrl_data``)."""
-
-    hub_id: str
-    """A public Hugging Face copy, used when no local file is found (see ``BENCHMARKS`` for provenance)."""
-
-    hub_split: str
-    """Split of ``hub_id`` holding the problems."""
-
-    n_samples: int
-    """N in avg@N: pass@1 averaged over N samples per problem."""
-
-    n_rows: int
-    """Problems in the authors' file."""
-
-
-BENCHMARKS: dict[str, BenchmarkSpec] = {
-    spec.name: spec
-    for spec in (
-        BenchmarkSpec("AIME24", "AIME24_test.parquet", "HuggingFaceH4/aime_2024", "train", 32, 30),
-        BenchmarkSpec("AIME25", "AIME25_test.parquet", "MathArena/aime_2025", "train", 32, 30),
-        BenchmarkSpec("AMC23", "AMC23_test.parquet", "math-ai/amc23", "test", 32, 40),
-        BenchmarkSpec("MATH-500", "MATH-500_test.parquet", "HuggingFaceH4/MATH-500", "test", 4, 500),
-        BenchmarkSpec("Minerva", "Minerva_test.parquet", "math-ai/minervamath", "test", 4, 272),
-        BenchmarkSpec("OlympiadBench", "Olympiad-Bench_test.parquet", "math-ai/olympiadbench", "test", 4, 674),
-        BenchmarkSpec("HMMT25", "HMMT25_test.parquet", "MathArena/hmmt_feb_2025", "train", 32, 30),
-        BenchmarkSpec("BRUMO25", "BRUMO25_test.parquet", "MathArena/brumo_2025", "train", 32, 30),
-        BenchmarkSpec("CMIMC25", "CMIMC25_test.parquet", "MathArena/cmimc_2025", "train", 32, 40),
-    )
-}
-"""The nine benchmarks in the paper's column order.
-
-Provenance of ``hub_id``: the authors ship their evaluation files inside their GitHub repository
-(thunlp/JustRL ``data/<name>/test.parquet``, read by ``evals/gen_vllm.py``), not on the hub. The ids here are
-well-known public copies of the same problems, chosen by us: MathArena's for the 2025 contests (the same
-``problem_idx, problem, answer`` schema as the authors' HMMT25/BRUMO25/CMIMC25 files), HuggingFaceH4's for
-AIME24 and MATH-500, math-ai's for AMC23, Minerva and OlympiadBench. They are not byte-identical to the
-authors' files (e.g. the public OlympiadBench copy has 675 rows, the authors' 674; AIME24 answers are not
-boxed there); for exact reproduction point ``data_dir`` / ``JUSTRL_DATA_DIR`` at the authors' files."""
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[-_ ]", "", name).lower()
-
-
-def find_benchmark(name: str) -> BenchmarkSpec | None:
-    """The benchmark called ``name`` (case, ``-`` and ``_`` ignored: ``"olympiad-bench"``, ``"math500"``), or None."""
-    for spec in BENCHMARKS.values():
-        if _key(name) in (_key(spec.name), _key(Path(spec.local_file).stem.removesuffix("_test"))):
-            return spec
-    return None
 
 
 # ---- loading ----------------------------------------------------------------------------------------------

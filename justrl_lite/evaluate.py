@@ -6,7 +6,7 @@
 The paper's fixed evaluation choices (``../shared/docs/justrl_recipe.md``, "Evaluation protocol"; the
 authors' ``evals/gen_vllm.py`` and ``evals/grade.py`` in github thunlp/JustRL):
   1. Nine benchmarks, in the results table's column order: AIME24, AIME25, AMC23, MATH-500, Minerva,
-     OlympiadBench, HMMT25, BRUMO25, CMIMC25 (``data.BENCHMARKS``).
+     OlympiadBench, HMMT25, BRUMO25, CMIMC25 (``benchmarks.BENCHMARKS``).
   2. N = 32 samples per problem for AIME24, AIME25, AMC23, HMMT25, BRUMO25, CMIMC25; N = 4 for MATH-500,
      Minerva and OlympiadBench.
   3. Sampling: temperature 0.7, top_p 0.9, no top_k, at most 31,744 new tokens (a response that hits the
@@ -17,21 +17,21 @@ authors' ``evals/gen_vllm.py`` and ``evals/grade.py`` in github thunlp/JustRL):
   5. One seed per sample. The authors draw N random seeds per benchmark; here sample j of every problem
      uses seed ``base_seed + j`` (default ``base_seed`` = 0), so a run is repeatable and every sample is
      known by (example_id, seed): that is what makes an interrupted run resumable.
-  6. Rule grading (``verifier.grade``): the last ``\\boxed{}`` of the response against the answer (a boxed
-     ground truth is unboxed), MATH-style normalisation, then SymPy equivalence, within a time limit.
-  7. A model judge for what the rule grader rejects: ``opencompass/CompassVerifier-3B``, greedy, correct
-     iff it answers exactly "A". Here it is opt-in (``--judge``, CUDA only), off by default. It is asked
-     only about rejected samples, so it can only raise a score, never lower one; the summary then shows
-     the rule-only score next to the judged one.
+  6. Rule grading by the authors' rule grader (``grader="paper"``, the default: ``paper_grader.py``): the last
+     ``\\boxed`` of the response against the answer (a boxed ground truth is unboxed), MATH normalisation, then
+     SymPy with their integer, fraction and tuple rules. ``grader="math-verify"`` is ours (``grading.py``).
+  7. A model judge for what the rule grader rejects: ``opencompass/CompassVerifier-3B`` through vLLM, greedy,
+     2,048 tokens, the authors' prompt with an empty question, correct iff it answers exactly "A" (``judge.py``).
+     It is asked when comparing with the paper (``--compare``) and a CUDA GPU with vLLM is there, or with
+     ``--judge``; it can only raise a score. Every table row names its grading (rule-only or rule + judge).
 
 Where this module departs from the authors' scripts, and why:
   * Seeds are ``base_seed + j`` rather than random (item 5). With the transformers engine one seed drives
     a whole ``generate`` call, so a sample also depends on which prompts share its batch (a resumed run
     draws valid samples, not bit-identical ones); vLLM derives one seed per prompt from the call's seed.
     Either way each problem gets N different seeds, which is all avg@N needs.
-  * The judge's prompt is a condensed wording of CompassVerifier's (same answer blocks, same A/B/C), and it
-    is given the problem; the authors' ``grade.py`` passes an empty question (their JSONL has no
-    ``question`` field). The judge may write 8 tokens (authors: 2,048): a longer reply is not "A" anyway.
+  * SymPy runs in killable worker processes with a time limit (``--grade-timeout``): an answer the authors'
+    grader would hang on counts as wrong here.
   * Results are appended and flushed after every ``generate`` call, and resumed, instead of being written
     once at the end.
 
@@ -39,8 +39,9 @@ Files in ``out_dir``: ``<benchmark>.jsonl``, one line per sample: ``example_id``
 benchmark file, as the authors'), ``prompt`` (the user message), ``answer`` (the ground truth as stored),
 ``seed``, ``response`` (the authors' five fields), then ``correct``, ``finish_reason`` (``stop`` or
 ``length``), ``response_length`` (tokens, EOS included), ``row_id``; with the judge also ``rule_correct``
-and ``judge_correct``. ``eval_settings.json`` (what a resumed run must match), ``summary.json`` and
-``summary.md``. ``regrade`` grades such files again, or the authors' released ones, without generating.
+and ``judge_correct`` (``eval_files.py``). ``eval_settings.json`` (what a resumed run must match), ``summary.json`` and
+``summary.md`` (``scores.py``). ``regrade`` grades such files again, or the authors' released ones, without
+generating, by both rule graders, and counts per benchmark the samples they disagree on.
 
 Command line (``python -m justrl_lite.evaluate --help``)::
 
@@ -54,28 +55,60 @@ Command line (``python -m justrl_lite.evaluate --help``)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from justrl_lite.benchmarks import BENCHMARKS, COMPARE_CHOICES, PAPER_RESULTS, find_benchmark
 from justrl_lite.config import EVAL_PROMPT_SUFFIX, ConfigError, resolve_path
-from justrl_lite.data import (
-    BENCHMARKS,
-    DataError,
-    MathRow,
-    build_messages,
-    encode_prompts,
-    find_benchmark,
-    load_rows,
+from justrl_lite.data import DataError, MathRow, build_messages, encode_prompts, load_rows
+from justrl_lite.eval_files import (
+    GENERATED_FIELDS,
+    GRADABLE_FIELDS,
+    RESULTS_SUFFIX,
+    SETTINGS_FILE,
+    EvaluationError,
+    append_records,
+    check_settings,
+    missing_samples,
+    read_results,
+    result_record,
+    save_settings,
+    write_records,
 )
-from justrl_lite.verifier import DEFAULT_TIMEOUT, GraderPool, grade_many
+from justrl_lite.grader_pool import DEFAULT_TIMEOUT, GraderPool
+from justrl_lite.grading import GRADERS, check_grader, grade_many
+from justrl_lite.judge import (
+    JUDGE_MODEL,
+    CompassVerifierJudge,
+    JudgeFn,
+    apply_judge,
+    build_judge_prompt,
+    judge_unavailable_reason,
+    judge_verdict,
+    require_cuda,
+)
+from justrl_lite.scores import (
+    GRADER_FIELDS,
+    build_summary,
+    paper_results,
+    summarize_records,
+    summary_markdown,
+    write_summary,
+)
+
+__all__ = [  # moved to benchmarks, eval_files, judge and scores; importable from here as before
+    "BENCHMARKS", "COMPARE_CHOICES", "PAPER_RESULTS", "GENERATED_FIELDS", "GRADABLE_FIELDS", "RESULTS_SUFFIX",
+    "SETTINGS_FILE", "EvaluationError", "append_records", "check_settings", "missing_samples", "read_results",
+    "result_record", "save_settings", "write_records", "JUDGE_MODEL", "CompassVerifierJudge", "JudgeFn",
+    "apply_judge", "build_judge_prompt", "judge_verdict", "require_cuda", "build_summary", "paper_results",
+    "summarize_records", "summary_markdown", "write_summary", "evaluate", "regrade", "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,54 +124,11 @@ OTHER_SOURCE_N_SAMPLES = 4
 HF_BATCH_SIZE = 8
 """Prompts per transformers ``generate`` call by default (vLLM: all of a seed at once)."""
 GRADE_TIMEOUT = DEFAULT_TIMEOUT
-"""Seconds one SymPy equivalence check may take (``verifier.DEFAULT_TIMEOUT``); past it, wrong."""
-JUDGE_MODEL = "opencompass/CompassVerifier-3B"
-JUDGE_MAX_NEW_TOKENS = 8
-
-COMPARE_CHOICES = ("paper-deepseek", "paper-nemotron", "paper-deepseek-base", "paper-nemotron-base")
-
-# Source: ../shared/docs/justrl_recipe.md, section "Results" (the paper's tables, arXiv 2512.16649, also in
-# the README of github thunlp/JustRL). pass@1 in %, avg@32 / avg@4 as in item 2; "avg" is the paper's own.
-PAPER_RESULTS: dict[str, dict[str, Any]] = {
-    "paper-deepseek-base": {
-        "label": "DeepSeek-R1-Distill-Qwen-1.5B (paper)",
-        "scores": {"AIME24": 29.90, "AIME25": 22.40, "AMC23": 63.82, "MATH-500": 84.90, "Minerva": 34.65,
-                   "OlympiadBench": 45.95, "HMMT25": 13.44, "BRUMO25": 30.94, "CMIMC25": 12.89},
-        "avg": 37.65,
-    },
-    "paper-deepseek": {
-        "label": "JustRL-DeepSeek-1.5B (paper)",
-        "scores": {"AIME24": 52.60, "AIME25": 38.75, "AMC23": 91.02, "MATH-500": 91.65, "Minerva": 51.47,
-                   "OlympiadBench": 67.99, "HMMT25": 21.98, "BRUMO25": 52.71, "CMIMC25": 25.63},
-        "avg": 54.87,
-    },
-    "paper-nemotron-base": {
-        "label": "OpenMath-Nemotron-1.5B (paper)",
-        "scores": {"AIME24": 58.75, "AIME25": 48.44, "AMC23": 90.55, "MATH-500": 92.40, "Minerva": 26.93,
-                   "OlympiadBench": 71.70, "HMMT25": 30.10, "BRUMO25": 61.67, "CMIMC25": 30.08},
-        "avg": 56.74,
-    },
-    "paper-nemotron": {
-        "label": "JustRL-Nemotron-1.5B (paper)",
-        "scores": {"AIME24": 69.69, "AIME25": 62.92, "AMC23": 96.02, "MATH-500": 94.15, "Minerva": 30.24,
-                   "OlympiadBench": 76.59, "HMMT25": 40.63, "BRUMO25": 66.88, "CMIMC25": 41.72},
-        "avg": 64.32,
-    },
-}
-
-RESULTS_SUFFIX = ".jsonl"
-SETTINGS_FILE = "eval_settings.json"
-RESUME_KEYS = ("model", "temperature", "top_p", "max_new_tokens", "base_seed", "prompt_suffix")
-"""Settings a resumed run must share with the samples already on disk."""
-GENERATED_FIELDS = ("example_id", "seed", "response", "correct")
-"""Fields a line of our own results file must have (to resume from it)."""
-GRADABLE_FIELDS = ("example_id", "answer", "response")
-"""Fields a line must have to be regraded (the authors' files also have ``prompt`` and ``seed``)."""
-
-
-class EvaluationError(ValueError):
-    """A problem the user can fix (benchmark, model path, results file, device); the message says how."""
-
+"""Seconds one SymPy equivalence check may take (``grader_pool.DEFAULT_TIMEOUT``); past it, wrong."""
+EVAL_GRADER = "paper"
+"""The default evaluation grader: the authors' rule grader, since the paper's numbers came from it."""
+JUDGE_CHOICES = ("auto", "on", "off")
+"""``--judge``: ``auto`` asks the judge when comparing with the paper and a CUDA GPU with vLLM is there."""
 
 # ---- what to evaluate -----------------------------------------------------------------------------------
 
@@ -196,311 +186,42 @@ def sample_seeds(base_seed: int, n_samples: int) -> list[int]:
     return [base_seed + j for j in range(n_samples)]
 
 
-# ---- results files --------------------------------------------------------------------------------------
-
-def read_results(path: Path, *, required: Sequence[str], repair: bool) -> list[dict]:
-    """The records of a results JSONL file ([] if it does not exist).
-
-    A last line that lacks its newline and is not valid JSON is what a crash mid-write leaves: it is dropped
-    (its sample is redone) and, with ``repair``, cut from the file so that appending resumes cleanly. Any
-    other bad line is an error that names the line.
-    """
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    lines = data.split(b"\n")  # the last element is b"" when the file ends with a newline
-    records: list[dict] = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        unterminated = lineno == len(lines)
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            if not unterminated:
-                raise EvaluationError(f"{path}, line {lineno}: not valid JSON ({e}); delete that line (or "
-                                      f"the whole file, to redo this benchmark) and run again") from e
-            logger.warning("%s: dropping a truncated last line (%d bytes); its sample is redone", path,
-                           len(line))
-            if repair:
-                with path.open("r+b") as fh:
-                    fh.truncate(len(data) - len(line))
-            break
-        missing = [k for k in required if not isinstance(record, dict) or k not in record]
-        if missing:
-            raise EvaluationError(f"{path}, line {lineno}: missing field(s) {missing} (a line needs "
-                                  f"{list(required)}); delete that line (or the file) and run again")
-        if unterminated and repair:  # a complete line cut just before its newline
-            with path.open("ab") as fh:
-                fh.write(b"\n")
-        records.append(record)
-    return records
-
-
-def append_records(fh, records: Iterable[dict]) -> None:
-    """One JSON object a line, flushed and synced: a crash loses at most the batch being written."""
-    for record in records:
-        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
-def write_records(path: Path, records: Iterable[dict]) -> None:
-    """Replace ``path`` atomically (write a temporary file, then rename it)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        append_records(fh, records)
-    tmp.replace(path)
-
-
-def check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
-    """Stop if samples already in ``out_dir`` were drawn with other settings (``eval_settings.json``)."""
-    path = out_dir / SETTINGS_FILE
-    has_samples = any(f.stat().st_size > 0 for f in out_dir.glob(f"*{RESULTS_SUFFIX}"))
-    if not (path.exists() and has_samples):
-        return
-    try:
-        old = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise EvaluationError(f"{path} is not valid JSON ({e}); delete it to resume with the current "
-                              f"settings (the JSONL files are kept)") from e
-    for key in RESUME_KEYS:
-        if key in old and old[key] != settings[key]:
-            raise EvaluationError(f"{out_dir} holds samples drawn with {key}={old[key]!r}, but this run "
-                                  f"has {key}={settings[key]!r}; use another --out folder, or delete "
-                                  f"{out_dir} to start over")
-
-
-def save_settings(out_dir: Path, settings: dict[str, Any]) -> None:
-    (out_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
-
-
 # ---- grading --------------------------------------------------------------------------------------------
 
 def rule_grade(responses: Sequence[str], answers: Sequence[str], *, timeout: float = GRADE_TIMEOUT,
-               pool: GraderPool | None = None) -> list[bool]:
-    """``verifier.grade`` of each pair, through ``grade_many``: string matches in this process, SymPy checks
-    spread over the grader's worker subprocesses, each bounded by ``timeout`` seconds."""
-    return [bool(v) for v in grade_many(list(responses), list(answers), timeout, pool=pool)]
+               pool: GraderPool | None = None, grader: str = EVAL_GRADER) -> list[bool]:
+    """``grading.grade`` of each pair by ``grader``, through ``grade_many``: string rules in this process, SymPy
+    checks spread over the grader's worker subprocesses, each bounded by ``timeout`` seconds."""
+    return [bool(v) for v in grade_many(list(responses), list(answers), timeout, pool=pool, grader=grader)]
 
 
-# ---- the model judge (opt-in) ---------------------------------------------------------------------------
-
-JUDGE_PROMPT = """As a grading expert, judge whether the candidate's final answer matches the standard answer.
-1. The standard answer is always correct and the question is valid: do not solve the question again.
-2. Compare only the final answer; ignore any errors in the reasoning.
-3. One answer can be written in several ways (an expression, a description): judge what it means.
-4. An answer with several parts is correct only if every part matches.
-5. Ignore a \\boxed{{}} around the candidate's answer.
-6. If the candidate's answer is invalid (cut off, repetitive, irrelevant, or a refusal), choose C.
-Grade the answer as one of:
-A: CORRECT
-B: INCORRECT
-C: INVALID
-Reply with the letter only.
-<Original Question Begin>:
-{question}
-<Original Question End>
-<Standard Answer Begin>:
-{gold_answer}
-<Standard Answer End>
-<Candidate's Answer Begin>:
-{llm_response}
-<Candidate's Answer End>
-Judging the correctness of the candidate's answer:
-"""
-"""Condensed from CompassVerifier's prompt (its model card, the authors' ``evals/grade.py``): same A/B/C."""
-
-JudgeFn = Callable[[list[tuple[str, str, str]]], list[bool]]
-"""(question, gold answer, response) triples -> one verdict (correct?) per triple."""
+def choose_judge(judge: str | JudgeFn | None, compare: str | None) -> JudgeFn | None:
+    """The judge to use: a ``JudgeFn`` as given; ``"on"`` the real one (or an error saying why not); ``"auto"``
+    the real one when comparing with the paper and it can run here (else None, with a warning); else None."""
+    if judge is None or callable(judge):
+        return judge
+    if judge not in JUDGE_CHOICES:
+        raise EvaluationError(f"--judge must be one of {', '.join(JUDGE_CHOICES)}, got {judge!r}")
+    if judge == "on":
+        return CompassVerifierJudge()
+    if judge == "auto" and compare is not None:
+        reason = judge_unavailable_reason()
+        if reason is None:
+            return CompassVerifierJudge()
+        logger.warning("rule-only scores beside the paper's judge-assisted ones: %s", reason)
+    return None
 
 
-def build_judge_prompt(question: str, gold_answer: str, response: str) -> str:
-    return JUDGE_PROMPT.format(question=question, gold_answer=gold_answer, llm_response=response)
-
-
-def judge_verdict(reply: str) -> bool:
-    """The authors' rule: correct iff the judge's reply, stripped, is exactly ``"A"``."""
-    return reply.strip() == "A"
-
-
-def require_cuda(what: str) -> None:
-    import torch
-
-    if not torch.cuda.is_available():
-        raise EvaluationError(f"{what} needs a CUDA GPU (it runs the 3B model {JUDGE_MODEL}) and none is "
-                              f"visible; drop --judge to grade with the rule grader only, or run on a GPU "
-                              f"machine")
-
-
-class CompassVerifierJudge:
-    """``opencompass/CompassVerifier-3B`` through transformers on CUDA, greedy decoding: a ``JudgeFn``."""
-
-    def __init__(self, model_id: str = JUDGE_MODEL, batch_size: int = 8):
-        require_cuda("--judge")
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_id, padding_side="left")
-            model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch.bfloat16)
-            self.model = model.to("cuda").eval()
-        except OSError as e:
-            raise EvaluationError(f"cannot load the judge {model_id!r} ({e}); download it first with "
-                                  f"`huggingface-cli download {model_id}` on a machine with internet") from e
-        self.batch_size = batch_size
-
-    def __call__(self, items: list[tuple[str, str, str]]) -> list[bool]:
-        import torch
-
-        verdicts: list[bool] = []
-        for start in tqdm(range(0, len(items), self.batch_size), desc="judge", unit="batch"):
-            chats = [[{"role": "user", "content": build_judge_prompt(*item)}]
-                     for item in items[start:start + self.batch_size]]
-            texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
-                     for c in chats]
-            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = enc.to("cuda")
-            with torch.no_grad():
-                out = self.model.generate(**enc, do_sample=False, max_new_tokens=JUDGE_MAX_NEW_TOKENS,
-                                          pad_token_id=self.tokenizer.pad_token_id)
-            new_tokens = out[:, enc["input_ids"].shape[1]:]  # (b, <= JUDGE_MAX_NEW_TOKENS)
-            replies = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            verdicts.extend(judge_verdict(r) for r in replies)
-        return verdicts
-
-
-def question_of(prompt: str) -> str:
-    """The problem text of a stored prompt (the evaluation suffix removed)."""
-    return prompt.removesuffix(EVAL_PROMPT_SUFFIX)
-
-
-def apply_judge(records: list[dict], judge: JudgeFn) -> int:
-    """Ask ``judge`` about every record the rule grader rejected that has no verdict yet; return how many.
-
-    ``correct = rule_correct or judge_correct``. The judge is never asked about a rule-accepted sample, so it
-    can only turn wrong into right.
-    """
-    todo = []
-    for r in records:
-        r.setdefault("rule_correct", bool(r["correct"]))
-        if r["rule_correct"]:
-            r["judge_correct"] = None
-        elif r.get("judge_correct") is None:
-            todo.append(r)
-    if todo:
-        verdicts = judge([(question_of(str(r.get("prompt", ""))), str(r["answer"]), str(r["response"]))
-                          for r in todo])
-        if len(verdicts) != len(todo):
-            raise EvaluationError(f"the judge returned {len(verdicts)} verdicts for {len(todo)} samples")
-        for r, verdict in zip(todo, verdicts):
-            r["judge_correct"] = bool(verdict)
-    for r in records:
-        r["correct"] = bool(r["rule_correct"] or r["judge_correct"])
-    return len(todo)
-
-
-# ---- summaries ------------------------------------------------------------------------------------------
-
-def summarize_records(records: Sequence[dict]) -> dict[str, Any]:
-    """avg@N of one benchmark: pass@1 of each problem over its samples, then the mean over problems (in %)."""
-    by_problem: dict[str, list[dict]] = {}
-    for r in records:
-        by_problem.setdefault(str(r["example_id"]), []).append(r)
-    if not by_problem:
-        raise EvaluationError("no samples to summarise")
-    # pass@1(p) = (correct samples of p) / (samples of p)
-    per_problem = [sum(bool(r["correct"]) for r in rs) / len(rs) for rs in by_problem.values()]
-    counts = [len(rs) for rs in by_problem.values()]
-    summary: dict[str, Any] = {
-        "pass@1": 100.0 * sum(per_problem) / len(per_problem),
-        "problems": len(by_problem),
-        "samples": len(records),
-        "samples_per_problem": max(counts),
-        "complete": min(counts) == max(counts),
-        "solved_by_all": sum(p == 1.0 for p in per_problem),
-        "solved_by_none": sum(p == 0.0 for p in per_problem),
-    }
-    lengths = [r["response_length"] for r in records if isinstance(r.get("response_length"), int)]
-    if lengths:
-        summary["mean_response_length"] = sum(lengths) / len(lengths)
-    if any("finish_reason" in r for r in records):
-        truncated = sum(r.get("finish_reason") == "length" for r in records)
-        summary["truncated_pct"] = 100.0 * truncated / len(records)
-    if any("rule_correct" in r for r in records):
-        rule = [sum(bool(r.get("rule_correct", r["correct"])) for r in rs) / len(rs)
-                for rs in by_problem.values()]
-        summary["pass@1_rule"] = 100.0 * sum(rule) / len(rule)
-        summary["judge_rescued"] = sum(bool(r.get("judge_correct")) for r in records)
-    return summary
-
-
-def build_summary(per_benchmark: dict[str, dict[str, Any]], *, model: str,
-                  settings: dict[str, Any] | None = None, compare: str | None = None) -> dict[str, Any]:
-    """The whole table: benchmarks in the paper's column order (others after), the average, the comparison."""
-    order = [b for b in BENCHMARKS if b in per_benchmark] + [b for b in per_benchmark if b not in BENCHMARKS]
-    scores = [per_benchmark[b]["pass@1"] for b in order]
-    summary: dict[str, Any] = {
-        "model": model,
-        "settings": settings or {},
-        "benchmarks": {b: per_benchmark[b] for b in order},
-        "average": sum(scores) / len(scores),
-    }
+def _check_grading(grader: str, compare: str | None) -> None:
+    try:
+        check_grader(grader)
+    except ValueError as e:
+        raise EvaluationError(f"--grader: {e}") from e
     if compare is not None:
-        summary["compare"] = {"name": compare, **paper_results(compare)}
-    return summary
-
-
-def paper_results(name: str) -> dict[str, Any]:
-    if name not in PAPER_RESULTS:
-        raise EvaluationError(f"unknown --compare {name!r}; choose from {', '.join(COMPARE_CHOICES)}")
-    return PAPER_RESULTS[name]
-
-
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """The paper's table (its column order, "avg" last) and a per-benchmark detail table."""
-    benches = summary["benchmarks"]
-    names = list(benches)
-    head = [f"{b} (@{benches[b]['samples_per_problem']})" for b in names]
-    table = ["| model | " + " | ".join(head) + " | avg |", "|---" * (len(names) + 2) + "|",
-             f"| {summary['model']} | " + " | ".join(f"{benches[b]['pass@1']:.2f}" for b in names)
-             + f" | {summary['average']:.2f} |"]
-    notes = []
-    if "compare" in summary:
-        paper = summary["compare"]
-        shown = [paper["scores"][b] for b in names if b in paper["scores"]]
-        if set(names) == set(paper["scores"]):
-            avg = f"{paper['avg']:.2f}"
-        elif shown:
-            avg = f"{sum(shown) / len(shown):.2f}*"
-            notes.append(f"\\* the paper's scores averaged over the {len(shown)} benchmarks shown (its "
-                         f"average over all nine: {paper['avg']:.2f}).")
-        else:
-            avg = "-"
-        cells = [f"{paper['scores'][b]:.2f}" if b in paper["scores"] else "-" for b in names]
-        table.append(f"| {paper['label']} | " + " | ".join(cells) + f" | {avg} |")
-    detail = ["| benchmark | problems | samples/problem | pass@1 % | rule-only % | solved by all "
-              "| solved by none | truncated % | mean length |", "|---" * 9 + "|"]
-    for b in names:
-        s = benches[b]
-        per = str(s["samples_per_problem"]) + ("" if s["complete"] else " (incomplete)")
-        rule = f"{s['pass@1_rule']:.2f}" if "pass@1_rule" in s else "-"
-        trunc = f"{s['truncated_pct']:.1f}" if "truncated_pct" in s else "-"
-        length = f"{s['mean_response_length']:.0f}" if "mean_response_length" in s else "-"
-        detail.append(f"| {b} | {s['problems']} | {per} | {s['pass@1']:.2f} | {rule} | {s['solved_by_all']} "
-                      f"| {s['solved_by_none']} | {trunc} | {length} |")
-    text = "\n".join(table) + "\n"
-    if notes:
-        text += "\n" + "\n".join(notes) + "\n"
-    return text + "\n" + "\n".join(detail) + "\n"
-
-
-def write_summary(out_dir: Path, summary: dict[str, Any]) -> str:
-    """Write ``summary.json`` and ``summary.md``; return the markdown."""
-    text = summary_markdown(summary)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out_dir / "summary.md").write_text(text)
-    return text
+        paper_results(compare)
+        if grader != "paper":
+            raise EvaluationError(f"--compare {compare} sets our scores beside the paper's, which its own rule "
+                                  f"grader decided: use --grader paper (the default) with --compare")
 
 
 # ---- generation -----------------------------------------------------------------------------------------
@@ -528,30 +249,10 @@ class SamplingSettings:
             raise EvaluationError(f"--batch-size must be >= 1, got {self.batch_size}")
 
 
-def result_record(example_id: int, row: MathRow, prompt: str, seed: int, response: str, correct: bool,
-                  truncated: bool, length: int) -> dict[str, Any]:
-    """One line of a results file: the authors' five fields first, then ours."""
-    return {"example_id": example_id, "prompt": prompt, "answer": row.ground_truth, "seed": seed,
-            "response": response, "correct": correct, "finish_reason": "length" if truncated else "stop",
-            "response_length": length, "row_id": row.id}
-
-
-def missing_samples(path: Path, prompts: Sequence[str], seeds: Sequence[int]) -> list[tuple[int, list[int]]]:
-    """[(seed, example ids not yet in ``path`` with that seed)], after checking the file fits ``prompts``."""
-    done: set[tuple[str, int]] = set()
-    for r in read_results(path, required=GENERATED_FIELDS, repair=True):
-        i = r["example_id"]
-        if isinstance(i, int) and 0 <= i < len(prompts) and r.get("prompt", prompts[i]) != prompts[i]:
-            raise EvaluationError(f"{path}: example {i} was sampled for another prompt than the current "
-                                  f"data's; use another --out folder, or delete {path} to redo this "
-                                  f"benchmark")
-        done.add((str(i), r["seed"]))
-    return [(seed, [i for i in range(len(prompts)) if (str(i), seed) not in done]) for seed in seeds]
-
-
 def generate_benchmark(engine, tokenizer, rows: Sequence[MathRow], seeds: Sequence[int], path: Path,
                        sampling: SamplingSettings, *, grade_timeout: float = GRADE_TIMEOUT,
-                       grade_pool: GraderPool | None = None, desc: str = "", progress: bool = True) -> int:
+                       grade_pool: GraderPool | None = None, grader: str = EVAL_GRADER, desc: str = "",
+                       progress: bool = True) -> int:
     """Sample, grade and append every (problem, seed) missing from ``path``; return how many were drawn.
 
     A problem is its row number (``example_id``); sample j uses ``seeds[j]``. Generation goes seed by seed
@@ -575,7 +276,7 @@ def generate_benchmark(engine, tokenizer, rows: Sequence[MathRow], seeds: Sequen
                                         top_p=sampling.top_p, top_k=-1,
                                         max_new_tokens=sampling.max_new_tokens, seed=seed)
                 correct = rule_grade(batch.texts, [rows[i].ground_truth for i in chunk],
-                                     timeout=grade_timeout, pool=grade_pool)
+                                     timeout=grade_timeout, pool=grade_pool, grader=grader)
                 lengths = batch.response_mask.sum(-1).tolist()  # (B,) generated tokens, EOS included
                 truncated = batch.truncated.tolist()  # (B,)
                 append_records(fh, [result_record(i, rows[i], prompts[i], seed, batch.texts[k], correct[k],
@@ -657,9 +358,13 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
              batch_size: int | None = None, limit: int | None = None, data_dir: str | None = None,
              engine: Any = "hf", device: str | None = None, dtype: str | None = None,
              grade_timeout: float = GRADE_TIMEOUT, grade_pool: GraderPool | None = None,
-             judge: JudgeFn | None = None, compare: str | None = None,
+             grader: str = EVAL_GRADER, judge: str | JudgeFn | None = "auto", compare: str | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Evaluate ``model`` and return the summary dict (also written to ``out_dir``).
+
+    ``grader`` names the rule grader (``"paper"``, the authors', by default; or ``"math-verify"``); ``judge`` is
+    ``"auto"`` (the CompassVerifier judge when ``compare`` is given and a CUDA GPU with vLLM is there), ``"on"``,
+    ``"off"``/None, or a ``JudgeFn``.
 
     ``model`` is a folder / hub id (loaded here), or a loaded model with its ``tokenizer``. ``engine`` is
     ``"hf"``, ``"vllm"`` or a ready ``RolloutEngine`` (then ``tokenizer`` encodes the prompts). Samples go to
@@ -675,8 +380,7 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
     sources = resolve_benchmarks(benchmarks, n_samples)
     if limit is not None and limit < 1:
         raise EvaluationError(f"--limit must be >= 1, got {limit}")
-    if compare is not None:
-        paper_results(compare)
+    _check_grading(grader, compare)
     model_path = str(model) if isinstance(model, (str, Path)) else None
     label = model_path or getattr(model, "name_or_path", "") or "in-memory model"
     # every benchmark is read before the model is loaded: a bad one fails in seconds, not after minutes
@@ -684,8 +388,9 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"model": label, **asdict(sampling), "engine": engine if isinstance(engine, str) else "custom",
-                "n_samples": {s.name: s.n_samples for s in sources}, "limit": limit}
+                "n_samples": {s.name: s.n_samples for s in sources}, "limit": limit, "grader": grader}
     check_settings(out, settings)
+    judge = choose_judge(judge, compare)
 
     if isinstance(engine, str):
         device = device or ("cuda" if _cuda_available() else "cpu")
@@ -711,7 +416,8 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
         rows, path = rows_by_bench[s.name], out / f"{s.name}{RESULTS_SUFFIX}"
         seeds = sample_seeds(base_seed, s.n_samples)
         generate_benchmark(engine, tokenizer, rows, seeds, path, sampling, grade_timeout=grade_timeout,
-                           grade_pool=grade_pool, desc=f"{s.name} (@{s.n_samples})", progress=progress)
+                           grade_pool=grade_pool, grader=grader, desc=f"{s.name} (@{s.n_samples})",
+                           progress=progress)
         records = read_results(path, required=GENERATED_FIELDS, repair=True)
         if judge is not None and apply_judge(records, judge):
             write_records(path, records)
@@ -719,7 +425,8 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
         wanted = {(str(i), seed) for i in range(len(rows)) for seed in seeds}
         mine = [r for r in records if (str(r["example_id"]), r["seed"]) in wanted]
         per_benchmark[s.name] = summarize_records(mine)
-    summary = build_summary(per_benchmark, model=label, settings=settings, compare=compare)
+    summary = build_summary(per_benchmark, model=label, grader=grader, judged=judge is not None,
+                            settings=settings, compare=compare)
     write_summary(out, summary)
     return summary
 
@@ -738,20 +445,21 @@ def benchmark_of_file(path: Path) -> str:
 
 def regrade(results_dir: str | Path, out_dir: str | Path | None = None, *,
             grade_timeout: float = GRADE_TIMEOUT, grade_pool: GraderPool | None = None,
-            judge: JudgeFn | None = None, compare: str | None = None,
+            grader: str = EVAL_GRADER, judge: str | JudgeFn | None = "auto", compare: str | None = None,
             progress: bool = True) -> dict[str, Any]:
     """Grade every ``*.jsonl`` in ``results_dir`` again (ours or the authors' format), without generating.
 
-    Writes the graded files (same names; ``correct`` set, old judge verdicts dropped unless ``judge`` is
-    given) and the summary to ``out_dir`` (default ``<results_dir>/regraded``); returns the summary dict.
+    Every sample is graded by both rule graders (``paper_correct``, ``math_verify_correct``); ``correct`` is
+    ``grader``'s verdict, or-ed with the judge's when there is one (``judge`` as in ``evaluate``). Writes the
+    graded files (same names; old judge verdicts dropped) and the summary, which counts per benchmark the
+    samples the two graders disagree on, to ``out_dir`` (default ``<results_dir>/regraded``).
     """
     src = Path(results_dir)
     files = sorted(src.glob(f"*{RESULTS_SUFFIX}")) if src.is_dir() else []
     if not files:
         raise EvaluationError(f"no *.jsonl results files in {src}: pass a folder written by an evaluation, "
                               f"or the authors' justrl_eval_outputs/<model> folder")
-    if compare is not None:
-        paper_results(compare)
+    _check_grading(grader, compare)
     by_name: dict[str, Path] = {}
     for f in files:
         name = benchmark_of_file(f)
@@ -760,27 +468,31 @@ def regrade(results_dir: str | Path, out_dir: str | Path | None = None, *,
         by_name[name] = f
     out = Path(out_dir) if out_dir is not None else src / "regraded"
     out.mkdir(parents=True, exist_ok=True)
+    judge = choose_judge(judge, compare)
     per_benchmark: dict[str, dict[str, Any]] = {}
     for name, f in by_name.items():
         records = read_results(f, required=GRADABLE_FIELDS, repair=False)
         if not records:
             raise EvaluationError(f"{f} holds no samples; delete it, or run the evaluation again")
-        verdicts: list[bool] = []
+        verdicts: dict[str, list[bool]] = {g: [] for g in GRADERS}
         starts = range(0, len(records), 256)
         for start in tqdm(starts, desc=f"grading {name}", unit="batch", disable=not progress):
             chunk = records[start:start + 256]
-            verdicts += rule_grade([str(r["response"]) for r in chunk], [str(r["answer"]) for r in chunk],
-                                   timeout=grade_timeout, pool=grade_pool)
-        for r, verdict in zip(records, verdicts):
+            for g in GRADERS:
+                verdicts[g] += rule_grade([str(r["response"]) for r in chunk], [str(r["answer"]) for r in chunk],
+                                          timeout=grade_timeout, pool=grade_pool, grader=g)
+        for k, r in enumerate(records):
             r.pop("rule_correct", None)
             r.pop("judge_correct", None)
-            r["correct"] = verdict
+            for g in GRADERS:
+                r[GRADER_FIELDS[g]] = verdicts[g][k]
+            r["correct"] = verdicts[grader][k]
         if judge is not None:
             apply_judge(records, judge)
         write_records(out / f.name, records)
         per_benchmark[name] = summarize_records(records)
-    summary = build_summary(per_benchmark, model=f"regraded {src}", settings={"regraded_from": str(src)},
-                            compare=compare)
+    summary = build_summary(per_benchmark, model=f"regraded {src}", grader=grader, judged=judge is not None,
+                            settings={"regraded_from": str(src)}, compare=compare)
     write_summary(out, summary)
     return summary
 
@@ -814,8 +526,12 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{HF_BATCH_SIZE} with hf, all with vllm); results are saved after each call")
     p.add_argument("--grade-timeout", type=float, default=GRADE_TIMEOUT, help="seconds per SymPy check")
     p.add_argument("--grade-workers", type=int, default=None, help="grader subprocesses (default: up to 4)")
-    p.add_argument("--judge", action="store_true", help=f"also ask {JUDGE_MODEL} (CUDA only) about samples "
-                   "the rule grader rejects; it can only raise scores")
+    p.add_argument("--grader", choices=GRADERS, default=EVAL_GRADER, help="rule grader: the authors' (paper), "
+                   "whose decisions the paper's numbers came from, or ours (math-verify)")
+    p.add_argument("--judge", action="store_const", const="on", default="auto", help=f"also ask {JUDGE_MODEL} "
+                   "(CUDA and vLLM only) about samples the rule grader rejects; it can only raise scores. Default: "
+                   "asked when --compare is given and it can run here")
+    p.add_argument("--no-judge", dest="judge", action="store_const", const="off", help="never ask the judge")
     p.add_argument("--compare", choices=COMPARE_CHOICES, default=None,
                    help="show the paper's numbers alongside")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -828,10 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.regrade is None and (args.model is None or args.out is None):
             raise EvaluationError("pass --model and --out to evaluate, or --regrade DIR to grade existing "
                                   "results")
-        judge = CompassVerifierJudge() if args.judge else None
         pool = GraderPool(max_workers=args.grade_workers) if args.grade_workers else None
-        common = dict(grade_timeout=args.grade_timeout, grade_pool=pool, judge=judge, compare=args.compare,
-                      progress=not args.no_progress)
+        common = dict(grade_timeout=args.grade_timeout, grade_pool=pool, grader=args.grader, judge=args.judge,
+                      compare=args.compare, progress=not args.no_progress)
         if args.regrade is not None:
             summary = regrade(args.regrade, args.out, **common)
         else:

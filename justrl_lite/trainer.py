@@ -379,7 +379,7 @@ def validate(engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig, 
                                 max_new_tokens=cfg.val_max_response_length,
                                 seed=sample_seed(cfg.seed, step, 1 + start))
         answers = [prompts.rows[chunk[g]].answer for g in batch.group_ids.tolist()]
-        correct.extend(grade_many(batch.texts, answers))
+        correct.extend(grade_many(batch.texts, answers, grader=cfg.val_grader))
         rewards.extend(dapo_reward(text, gt) for text, gt in zip(batch.texts, answers))
         lengths.extend(batch.response_mask.sum(-1).tolist())
     return {"val/pass@1": float(np.mean(correct)), "val/reward": float(np.mean(rewards)),

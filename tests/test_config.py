@@ -53,6 +53,9 @@ RECIPE = {
     "val_temperature": 0.7,
     "val_top_p": 0.9,
     "val_max_response_length": 31744,
+    # validation grader: the authors' verl scored AIME24/25/AMC23 validation with math-verify
+    # (train/verl/utils/reward_score/__init__.py in thunlp/JustRL)
+    "val_grader": "math-verify",
     # full fine-tuning, as the paper
     "lora_rank": 0,
 }
@@ -154,6 +157,7 @@ def test_unknown_preset():
         ("overlong_buffer_len", 20000),  # longer than max_response_length
         ("total_steps", 0),
         ("val_every", 0),
+        ("val_grader", "sympy"),
         ("save_every", -50),
         ("device", "tpu"),
         ("dtype", "float8"),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from justrl_lite import verifier
+from justrl_lite import grader_pool, verifier
 from justrl_lite.verifier import (
     DAPO_INNER_WINDOW,
     DEFAULT_POOL,
@@ -38,7 +38,7 @@ from justrl_lite.verifier import (
     remove_boxed,
 )
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "justrl_data"
+DATA_DIR = Path(os.environ.get("JUSTRL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "justrl_data"))
 BENCHMARK_FILES = {
     "AIME24": "AIME24_test.parquet", "AIME25": "AIME25_test.parquet", "AMC23": "AMC23_test.parquet",
     "MATH-500": "MATH-500_test.parquet", "Minerva": "Minerva_test.parquet",
@@ -91,10 +91,10 @@ def benchmarks() -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def pool():
     """A grader pool of this test module (its stats are ours alone)."""
-    grader_pool = GraderPool(max_workers=2)
-    grader_pool.warm()
-    yield grader_pool
-    grader_pool.close()
+    own = GraderPool(max_workers=2)
+    own.warm()
+    yield own
+    own.close()
 
 
 def answer_of(ground_truth: str) -> str:
@@ -553,7 +553,7 @@ def test_grade_many_equals_grade_one_by_one(pool):
 
 def test_a_broken_worker_degrades_to_the_string_match(monkeypatch):
     failing = 'print(\'{"ready": false, "error": "ImportError: no module named math_verify"}\', flush=True)'
-    monkeypatch.setattr(verifier, "_worker_command", lambda: [sys.executable, "-c", failing])
+    monkeypatch.setattr(grader_pool, "_worker_command", lambda: [sys.executable, "-c", failing])
     broken = GraderPool(max_workers=1)
     try:
         with pytest.warns(RuntimeWarning, match="cannot start"):
@@ -566,7 +566,7 @@ def test_a_broken_worker_degrades_to_the_string_match(monkeypatch):
 
 def test_a_worker_dying_mid_check_is_replaced(monkeypatch):
     dies = 'import sys; print(\'{"ready": true}\', flush=True); sys.stdin.readline(); sys.exit(3)'
-    monkeypatch.setattr(verifier, "_worker_command", lambda: [sys.executable, "-c", dies])
+    monkeypatch.setattr(grader_pool, "_worker_command", lambda: [sys.executable, "-c", dies])
     crashing = GraderPool(max_workers=1)
     try:
         assert crashing.equivalent("1", "1", TIMEOUT) is False
