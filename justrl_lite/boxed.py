@@ -67,12 +67,23 @@ def paper_boxed_answer(text: str) -> str | None:
     if start < 0:
         return None
     depth = 0
-    for i in range(start, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                box = text[start : i + 1]
-                return box[len(BOX_OPEN) : -1] if box.startswith(BOX_OPEN) else None
+    for chunk in range(start, len(text), _CHUNK):
+        piece = text[chunk : chunk + _CHUNK]
+        opens, closes = piece.count("{"), piece.count("}")
+        # a "}" ends the box only from depth 1: skip a piece that can neither fall to 0 nor rise to 1
+        if depth - closes >= 1 or depth + opens <= 0:
+            depth += opens - closes
+            continue
+        for offset, ch in enumerate(piece):
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    box = text[start : chunk + offset + 1]
+                    return box[len(BOX_OPEN) : -1] if box.startswith(BOX_OPEN) else None
     return None
+
+
+_CHUNK = 4096
+"""Characters counted at once by ``paper_boxed_answer`` (long answers are scanned in C, not char by char)."""

@@ -233,8 +233,10 @@ def test_scripted_engine_files_and_summary(policy, toy_split, tmp_path):
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["benchmarks"]["toy"]["pass@1"] == pytest.approx(expected)
     md = (out / "summary.md").read_text()
-    assert f"| scripted | {expected:.2f} | {expected:.2f} |" in md
-    assert "| JustRL-DeepSeek-1.5B (paper) | - | - |" in md  # no paper number for the toy column
+    assert f"| scripted | rule-only (paper grader) | {expected:.2f} | {expected:.2f} |" in md
+    # no paper number for the toy column; the paper's row says how it was graded
+    assert "| JustRL-DeepSeek-1.5B (paper) | rule + judge (paper grader, CompassVerifier-3B) | - | - |" in md
+    assert "Not like for like" in md  # rule-only beside judge-assisted is flagged
 
     # nothing left to do: a second run generates nothing and gives the same summary
     again = ScriptedEngine(lookup)
@@ -292,7 +294,7 @@ def test_summary_averages_per_problem_first():
     assert (s["problems"], s["samples"], s["samples_per_problem"], s["complete"]) == (2, 4, 3, False)
     assert (s["solved_by_all"], s["solved_by_none"]) == (1, 0)
     md = ev.summary_markdown(ev.build_summary({"AIME25": s, "AIME24": s}, model="m"))
-    assert md.splitlines()[0] == "| model | AIME24 (@3) | AIME25 (@3) | avg |"  # the paper's order
+    assert md.splitlines()[0] == "| model | grading | AIME24 (@3) | AIME25 (@3) | avg |"  # the paper's order
     assert "| AIME24 | 2 | 3 (incomplete) | 66.67 |" in md
 
 
@@ -352,9 +354,10 @@ def test_nine_real_benchmarks_five_rows_each(policy, shared_data_dir, tmp_path):
     scores = [avg_at_n(read_jsonl(out / f"{n}.jsonl")) for n in PAPER_ORDER]
     assert summary["average"] == pytest.approx(sum(scores) / 9)
     header, _, ours, paper = (out / "summary.md").read_text().splitlines()[:4]
-    assert header == "| model | " + " | ".join(f"{n} (@2)" for n in PAPER_ORDER) + " | avg |"
-    assert paper == ("| JustRL-Nemotron-1.5B (paper) | 69.69 | 62.92 | 96.02 | 94.15 | 30.24 | 76.59 | 40.63 "
-                     "| 66.88 | 41.72 | 64.32 |")
+    assert header == "| model | grading | " + " | ".join(f"{n} (@2)" for n in PAPER_ORDER) + " | avg |"
+    assert ours.startswith("| ") and "| rule-only (paper grader) |" in ours
+    assert paper == ("| JustRL-Nemotron-1.5B (paper) | rule + judge (paper grader, CompassVerifier-3B) | 69.69 | 62.92 "
+                     "| 96.02 | 94.15 | 30.24 | 76.59 | 40.63 | 66.88 | 41.72 | 64.32 |")
 
 
 # ---- results files: truncated and malformed lines -------------------------------------------------------
@@ -441,7 +444,8 @@ def test_regrade_authors_format(authors_dir, tmp_path):
     assert summary["average"] == pytest.approx((expected_avg(AUTHORS_AIME) + expected_avg(AUTHORS_MATH)) / 2)
     md = (tmp_path / "regraded" / "summary.md").read_text()
     paper_avg = (52.60 + 91.65) / 2
-    assert f"| JustRL-DeepSeek-1.5B (paper) | 52.60 | 91.65 | {paper_avg:.2f}* |" in md
+    assert f"| JustRL-DeepSeek-1.5B (paper) | rule + judge (paper grader, CompassVerifier-3B) | 52.60 | 91.65 | " \
+           f"{paper_avg:.2f}* |" in md
     assert (tmp_path / "regraded" / "summary.json").is_file()
 
 
@@ -453,8 +457,10 @@ def test_regrade_our_own_files_gives_the_same_scores(policy, toy_split, tmp_path
                         engine=ScriptedEngine(lookup), **QUIET)
     again = ev.regrade(tmp_path / "run", **QUIET)  # default output: <dir>/regraded
     assert again["benchmarks"]["toy"]["pass@1"] == pytest.approx(first["benchmarks"]["toy"]["pass@1"])
-    assert read_jsonl(tmp_path / "run" / "regraded" / "toy.jsonl") == read_jsonl(tmp_path / "run" /
-                                                                                 "toy.jsonl")
+    regraded = read_jsonl(tmp_path / "run" / "regraded" / "toy.jsonl")
+    # the same lines, each now also holding both rule graders' verdicts (equal on these integer answers)
+    assert all(r.pop("paper_correct") == r.pop("math_verify_correct") == r["correct"] for r in regraded)
+    assert regraded == read_jsonl(tmp_path / "run" / "toy.jsonl")
 
 
 def test_regrade_errors(tmp_path):
@@ -476,9 +482,9 @@ def test_judge_is_asked_only_about_rejected_samples_and_can_only_raise(authors_d
 
     rule = ev.regrade(authors_dir, tmp_path / "rule", **QUIET)
     judged = ev.regrade(authors_dir, tmp_path / "judged", judge=says_yes, **QUIET)
-    rejected = [(f"Problem {i}.", a, resp) for rows in (AUTHORS_AIME, AUTHORS_MATH)
-                for i, a, resp, ok in rows if not ok]
-    assert sorted(asked) == sorted(rejected)  # the question is the problem without the evaluation suffix
+    rejected = [("", a, resp) for rows in (AUTHORS_AIME, AUTHORS_MATH) for i, a, resp, ok in rows if not ok]
+    # as the authors: an empty question, the answer as stored (AIME24 boxed), the whole response
+    assert sorted(asked) == sorted(rejected)
     for name in ("AIME24", "MATH-500"):
         assert judged["benchmarks"][name]["pass@1"] == pytest.approx(100.0)
         assert judged["benchmarks"][name]["pass@1_rule"] == pytest.approx(rule["benchmarks"][name]["pass@1"])
@@ -501,9 +507,11 @@ def test_judge_during_evaluation_is_asked_once_per_rejected_sample(policy, toy_s
     lookup = scripted_lookup(tokenizer, rows)
     asked: list[tuple[str, str, str]] = []
 
-    def rescues_problem_1(items):  # says "A" for problem 1 only
+    gold_1 = rows[1]["reward_model"]["ground_truth"]
+
+    def rescues_problem_1(items):  # says "A" for the samples whose ground truth is problem 1's
         asked.extend(items)
-        return [q.startswith(rows[1]["prompt"][-1]["content"].strip()) for q, _, _ in items]
+        return [gold == gold_1 for _, gold, _ in items]
 
     kwargs = dict(n_samples=4, limit=5, judge=rescues_problem_1, **QUIET)
     summary = ev.evaluate("scripted", tokenizer, f"toy={toy_split}", tmp_path, engine=ScriptedEngine(lookup),
@@ -514,8 +522,9 @@ def test_judge_during_evaluation_is_asked_once_per_rejected_sample(policy, toy_s
     for r in records:
         rule = scripted_correct(r["example_id"], r["seed"])
         assert r["rule_correct"] is rule
-        assert r["judge_correct"] == (None if rule else r["example_id"] == 1)
-        assert r["correct"] is (rule or r["example_id"] == 1)
+        rescued = r["answer"] == gold_1
+        assert r["judge_correct"] == (None if rule else rescued)
+        assert r["correct"] is (rule or rescued)
     rule_score = 100.0 * sum(sum(scripted_correct(i, s) for s in range(4)) / 4 for i in range(5)) / 5
     toy = summary["benchmarks"]["toy"]
     assert toy["pass@1_rule"] == pytest.approx(rule_score)
@@ -529,10 +538,99 @@ def test_judge_prompt_and_verdict_rule():
     prompt = ev.build_judge_prompt("What is 2+2?", "4", "It is \\boxed{4}.")
     for block in ("<Original Question Begin>:\nWhat is 2+2?\n<Original Question End>",
                   "<Standard Answer Begin>:\n4\n<Standard Answer End>",
-                  "<Candidate's Answer Begin>:\nIt is \\boxed{4}.\n<Candidate's Answer End>", "A: CORRECT"):
+                  "<Candidate's Answer Begin>: \nIt is \\boxed{4}.\n<Candidate's Answer End>", "A: CORRECT \n",
+                  "If the prediction is given with \\boxed{}, please ignore the \\boxed{}"):
         assert block in prompt
     assert ev.judge_verdict("A") and ev.judge_verdict(" A\n")
     assert not ev.judge_verdict("B") and not ev.judge_verdict("A: CORRECT") and not ev.judge_verdict("")
+
+
+class FakeChatTokenizer:
+    """Stands in for the judge's tokenizer: a visible chat template."""
+
+    def apply_chat_template(self, messages, add_generation_prompt, tokenize):
+        assert add_generation_prompt and not tokenize and [m["role"] for m in messages] == ["user"]
+        return "<user>" + messages[0]["content"] + "<assistant>"
+
+
+def test_compass_verifier_judge_with_an_injected_model(authors_dir, tmp_path):
+    seen: list[str] = []
+
+    def generate(prompts):  # the judge model: answers " A\n" when the response holds "204", else "B"
+        seen.extend(prompts)
+        return [" A\n" if "240" in p else "B" for p in prompts]
+
+    judge = ev.CompassVerifierJudge(generate=generate, tokenizer=FakeChatTokenizer())
+    summary = ev.regrade(authors_dir, tmp_path / "judged", judge=judge, **QUIET)
+    rejected = [(a, resp) for rows in (AUTHORS_AIME, AUTHORS_MATH) for _, a, resp, ok in rows if not ok]
+    assert len(seen) == len(rejected)
+    for prompt in seen:
+        assert prompt.startswith("<user>\nPlease as a grading expert") and prompt.endswith(
+            "Judging the correctness of the candidate's answer:\n<assistant>")
+    assert sorted(seen) == sorted("<user>" + ev.build_judge_prompt("", a, resp) + "<assistant>" for a, resp in rejected)
+    graded = read_jsonl(tmp_path / "judged" / "aime24_t0.7_p0.9_n32-MNT31744.jsonl")
+    assert [r["judge_correct"] for r in graded] == [None if ok else "240" in resp for _, _, resp, ok in AUTHORS_AIME]
+    assert summary["judge"] and summary["grading"] == "rule + judge (paper grader, CompassVerifier-3B)"
+    md = (tmp_path / "judged" / "summary.md").read_text()
+    assert "| rule-only (paper grader) |" in md and "| rule + judge (paper grader, CompassVerifier-3B) |" in md
+    with pytest.raises(ValueError, match="needs the judge's tokenizer"):
+        ev.CompassVerifierJudge(generate=generate)
+
+
+def test_judge_auto_is_off_without_a_gpu_and_on_fails_in_one_message(authors_dir, tmp_path, caplog):
+    if ev.judge_unavailable_reason() is None:
+        pytest.skip("a CUDA GPU with vLLM is here: auto would load the real judge")
+    summary = ev.regrade(authors_dir, tmp_path / "auto", compare="paper-deepseek", **QUIET)  # judge="auto"
+    assert not summary["judge"] and "rule-only" in summary["grading"]
+    assert "rule-only scores beside the paper's judge-assisted ones" in caplog.text
+    with pytest.raises(ev.EvaluationError, match="drop --judge"):
+        ev.regrade(authors_dir, tmp_path / "on", judge="on", **QUIET)
+
+
+AUTHORS_AMC = [  # (example_id, answer as stored, response, paper grader, our math-verify grader)
+    (0, "27", "so \\boxed{27}", True, True),
+    (0, "27", "so \\boxed{\\frac{54}{2}}", False, True),  # the paper's strict integer rule
+    (1, "36", "\\boxed{36} ... or \\boxed 35", False, True),  # the authors read the last \\boxed, here no box
+    (1, "36", "\\boxed{36.0}", True, True),
+    (2, "45", "\\boxed{2^{2}+41}", False, True),  # '^{' keeps SymPy away
+    (2, "45", "\\boxed{46}", False, False),
+]
+
+
+def test_regrade_reports_both_graders_and_their_disagreements(tmp_path):
+    src = tmp_path / "JustRL-DeepSeek-1.5B"
+    src.mkdir()
+    write_authors_file(src / "amc23_t0.7_p0.9_n32-MNT31744.jsonl", [r[:4] for r in AUTHORS_AMC])
+    write_authors_file(src / "aime24_t0.7_p0.9_n32-MNT31744.jsonl", AUTHORS_AIME)
+    summary = ev.regrade(src, tmp_path / "paper", compare="paper-deepseek", judge="off", **QUIET)
+    amc = summary["benchmarks"]["AMC23"]
+    assert amc["pass@1"] == pytest.approx(expected_avg([r[:4] for r in AUTHORS_AMC]))  # correct = paper grader's
+    assert amc["pass@1_paper"] == pytest.approx(expected_avg([r[:4] for r in AUTHORS_AMC]))
+    assert amc["pass@1_math-verify"] == pytest.approx(expected_avg([(i, a, t, mv) for i, a, t, _, mv in AUTHORS_AMC]))
+    assert amc["grader_disagreements"] == sum(p != mv for *_, p, mv in AUTHORS_AMC) == 3
+    assert summary["benchmarks"]["AIME24"]["grader_disagreements"] == 0
+    graded = read_jsonl(tmp_path / "paper" / "amc23_t0.7_p0.9_n32-MNT31744.jsonl")
+    assert [(r["paper_correct"], r["math_verify_correct"]) for r in graded] == [(p, mv) for *_, p, mv in AUTHORS_AMC]
+    md = (tmp_path / "paper" / "summary.md").read_text()
+    assert "| benchmark | paper grader % | math-verify grader % | samples | disagreements |" in md
+    assert f"| AMC23 | {amc['pass@1_paper']:.2f} | {amc['pass@1_math-verify']:.2f} | 6 | 3 |" in md
+    ours = ev.regrade(src, tmp_path / "ours", grader="math-verify", **QUIET)
+    assert [r["correct"] for r in read_jsonl(tmp_path / "ours" / "amc23_t0.7_p0.9_n32-MNT31744.jsonl")] == [
+        mv for *_, mv in AUTHORS_AMC]
+    assert ours["grading"] == "rule-only (math-verify grader)"
+    with pytest.raises(ev.EvaluationError, match="use --grader paper"):
+        ev.regrade(src, tmp_path / "x", grader="math-verify", compare="paper-deepseek", **QUIET)
+    with pytest.raises(ev.EvaluationError, match="unknown grader"):
+        ev.regrade(src, tmp_path / "x", grader="exact", **QUIET)
+
+
+def test_cli_regrade_prints_both_graders(tmp_path, capsys):
+    src = tmp_path / "released"
+    src.mkdir()
+    write_authors_file(src / "amc23_t0.7_p0.9_n32-MNT31744.jsonl", [r[:4] for r in AUTHORS_AMC])
+    assert ev.main(["--regrade", str(src), "--no-progress", "--no-judge"]) == 0
+    out = capsys.readouterr().out
+    assert "| AMC23 | " in out and "| 6 | 3 |" in out and "rule-only (paper grader)" in out
 
 
 # ---- command line ---------------------------------------------------------------------------------------
@@ -552,7 +650,7 @@ def test_cli_end_to_end(model_dir, toy_split, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["benchmarks"]["toy"]["pass@1"] == pytest.approx(avg_at_n(records))
     assert summary["settings"]["temperature"] == 0.7 and summary["settings"]["top_p"] == 0.9
-    assert f"| {model_dir} | {avg_at_n(records):.2f} |" in done.stdout  # the table is printed too
+    assert f"| {model_dir} | rule-only (paper grader) | {avg_at_n(records):.2f} |" in done.stdout  # printed too
 
 
 def test_cli_errors_are_one_clear_message(toy_split, tmp_path, capsys, authors_dir):
@@ -569,4 +667,4 @@ def test_cli_errors_are_one_clear_message(toy_split, tmp_path, capsys, authors_d
     assert "Traceback" not in run("--regrade", str(tmp_path / "empty"))
     if not torch.cuda.is_available():
         err = run("--regrade", str(authors_dir), "--judge")
-        assert "--judge needs a CUDA GPU" in err and "drop --judge" in err
+        assert err.startswith("error: --judge: ") and "CUDA" in err and "drop --judge" in err

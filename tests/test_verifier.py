@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from justrl_lite import grader_pool, verifier
+from justrl_lite import grader_pool
 from justrl_lite.verifier import (
     DAPO_INNER_WINDOW,
     DEFAULT_POOL,
@@ -54,6 +54,8 @@ SLOW_SYMPY = [
     "9^{9^{9^{9}}}", "10^{10^{10^{10}}}", "2^{2^{2^{2^{2^{2}}}}}", "(10^{100})!", "99999999999999!",
     "\\binom{10^{12}}{10^{6}}", "7^{7^{7^{7}}}+1",
 ]
+SLOW_PAPER = ["9**9**9", "10**10**10", "7**7**7**7+1", "(10**100)!", "2**2**2**2**2**2"]
+"""Answers the authors' guard lets through to ``parse_expr`` (no ``^``, at most two letters) that never finish."""
 
 
 def fresh_rng() -> tuple[random.Random, int]:
@@ -416,24 +418,26 @@ def adversarial_strings(rng: random.Random, sentinel: Path) -> list[str]:
         "a" * n + boxed("1"), boxed("1") + " " * n, boxed("\\frac{" * deep + "1" + "}" * deep),
         boxed("{" * 140 + "1" + "}" * 140), boxed("(" * 290), boxed("\\sqrt{" * 49 + "2" + "}" * 49),
         "\\boxed{\\boxed{\\boxed{" * 1000, "😀" * n, "\ud800" * 1000 + boxed("\udfff"), boxed("\x00" * 200),
-        *(boxed(p) for p in payloads(sentinel)), *(boxed(p) for p in SLOW_SYMPY),
+        *(boxed(p) for p in payloads(sentinel)), *(boxed(s) for s in SLOW_SYMPY + SLOW_PAPER),
     ]
 
 
-def test_fuzz_no_exception_no_overrun_no_side_effect(tmp_path, pool):
+@pytest.mark.parametrize("grader", ["math-verify", "paper"])
+def test_fuzz_no_exception_no_overrun_no_side_effect(tmp_path, pool, grader):
     rng, seed = fresh_rng()
+    n_fuzz = N_FUZZ if grader == "math-verify" else N_FUZZ // 2
     sentinel = tmp_path / "pwned"
     pieces = fuzz_pieces(sentinel)
     truths = ["2", "\\frac{1}{2}", "x+1", "\\boxed{204}", "(1,2)", "0.5", ""]
-    texts = [random_text(rng, pieces, 60) for _ in range(N_FUZZ)] + adversarial_strings(rng, sentinel)
+    texts = [random_text(rng, pieces, 60) for _ in range(n_fuzz)] + adversarial_strings(rng, sentinel)
 
     # every string: the strict reward and the grader's string stage (timeout=0 never reaches SymPy)
-    checks_before, slowest = pool.stats["checks"], 0.0
+    checks_before, timeouts_before, slowest = pool.stats["checks"], pool.stats["timeouts"], 0.0
     for text in texts:
         truth = rng.choice(truths + [reference_last_box_content(text) or "1"])
         started = time.monotonic()
         strict = dapo_reward(text, truth)
-        graded = grade(text, truth, 0, pool=pool)
+        graded = grade(text, truth, 0, pool=pool, grader=grader)
         slowest = max(slowest, time.monotonic() - started)
         assert strict == reference_dapo_reward(text, truth), (seed, text[:200])
         assert graded in (True, False), (seed, text[:200])
@@ -445,15 +449,24 @@ def test_fuzz_no_exception_no_overrun_no_side_effect(tmp_path, pool):
     balanced = [p for p in pieces if p not in ("^", "!", "{", "}", "\\boxed{", "\\text{")]
     balanced += ["{1}", "{x+1}", "\\frac{1}{2}", "\\sqrt{2}", "\\text{a}", "{{2}}", "^{2}"]
     sympy_items = [(boxed(p), rng.choice(truths)) for p in payloads(sentinel)]
-    sympy_items += [(boxed(s), "2") for s in ["9^{9^{9^{9}}}", rng.choice(SLOW_SYMPY[1:])]]
-    while len(sympy_items) < N_FUZZ_SYMPY:
-        sympy_items.append((boxed(random_text(rng, balanced, 12)), rng.choice(truths)))
+    if grader == "math-verify":
+        sympy_items += [(boxed(s), "2") for s in ["9^{9^{9^{9}}}", rng.choice(SLOW_SYMPY[1:])]]
+    else:  # a non-integer truth: the integer rule would reject without SymPy
+        sympy_items += [(boxed(s), "\\frac{1}{3}") for s in ["9**9**9", rng.choice(SLOW_PAPER[1:])]]
+    n_sympy = N_FUZZ_SYMPY if grader == "math-verify" else N_FUZZ_SYMPY // 2
+    # the paper grader sends SymPy only non-integers with at most two letters: fuzz expressions in x
+    in_x = ["1", "2", "42", "0.5", "x", "+", "-", "*", "**", "/", "(", ")", "\\sqrt{2}", "\\frac{1}{2}", "\\pi", " "]
+    while len(sympy_items) < n_sympy:
+        if grader == "math-verify":
+            sympy_items.append((boxed(random_text(rng, balanced, 12)), rng.choice(truths)))
+        else:
+            sympy_items.append((boxed("x+" + random_text(rng, in_x, 10)), "x+1"))
     rng.shuffle(sympy_items)
     slowest, sympy_started = 0.0, time.monotonic()
     for text, truth in sympy_items:
         timeouts = pool.stats["timeouts"]
         started = time.monotonic()
-        verdict = grade(text, truth, TIMEOUT, pool=pool)
+        verdict = grade(text, truth, TIMEOUT, pool=pool, grader=grader)
         elapsed = time.monotonic() - started
         slowest = max(slowest, elapsed)
         assert verdict in (True, False)
@@ -461,8 +474,10 @@ def test_fuzz_no_exception_no_overrun_no_side_effect(tmp_path, pool):
         if pool.stats["timeouts"] > timeouts:
             pool.warm()  # the killed worker's replacement imports math-verify outside the timed calls
     sent = pool.stats["checks"] - checks_before
-    assert sent >= N_FUZZ_SYMPY // 2, f"seed {seed}: only {sent} of {N_FUZZ_SYMPY} fuzz answers reached SymPy"
-    assert pool.stats["timeouts"] >= 2  # the slow answers were cut off, not finished
+    # the paper grader's rules (integers strictly, at most two letters) keep more answers from SymPy
+    least = n_sympy // 2 if grader == "math-verify" else n_sympy // 5
+    assert sent >= least, f"seed {seed}: only {sent} of {n_sympy} fuzz answers reached SymPy"
+    assert pool.stats["timeouts"] - timeouts_before >= 2  # the slow answers were cut off, not finished
     print(f"SymPy-path fuzz: {sent} checks, {pool.stats['timeouts']} timeouts, slowest call {slowest:.2f} s, "
           f"{time.monotonic() - sympy_started:.1f} s in all")
 
