@@ -48,7 +48,7 @@ BENCHMARK_FILES = {
 TIMEOUT = 1.0  # seconds per SymPy check in these tests
 SLACK = 0.75  # scheduling slack on a loaded 2-core machine
 N_FUZZ = 10_000
-N_FUZZ_SYMPY = 250
+N_FUZZ_SYMPY = 200
 N_SYMPY_NEGATIVES = 24  # benchmark rows whose wrong answer goes through SymPy, per run (all with the sweep)
 SLOW_SYMPY = [
     "9^{9^{9^{9}}}", "10^{10^{10^{10}}}", "2^{2^{2^{2^{2^{2}}}}}", "(10^{100})!", "99999999999999!",
@@ -425,7 +425,7 @@ def adversarial_strings(rng: random.Random, sentinel: Path) -> list[str]:
 @pytest.mark.parametrize("grader", ["math-verify", "paper"])
 def test_fuzz_no_exception_no_overrun_no_side_effect(tmp_path, pool, grader):
     rng, seed = fresh_rng()
-    n_fuzz = N_FUZZ if grader == "math-verify" else N_FUZZ // 2
+    n_fuzz = N_FUZZ if grader == "math-verify" else N_FUZZ // 4
     sentinel = tmp_path / "pwned"
     pieces = fuzz_pieces(sentinel)
     truths = ["2", "\\frac{1}{2}", "x+1", "\\boxed{204}", "(1,2)", "0.5", ""]
@@ -453,7 +453,7 @@ def test_fuzz_no_exception_no_overrun_no_side_effect(tmp_path, pool, grader):
         sympy_items += [(boxed(s), "2") for s in ["9^{9^{9^{9}}}", rng.choice(SLOW_SYMPY[1:])]]
     else:  # a non-integer truth: the integer rule would reject without SymPy
         sympy_items += [(boxed(s), "\\frac{1}{3}") for s in ["9**9**9", rng.choice(SLOW_PAPER[1:])]]
-    n_sympy = N_FUZZ_SYMPY if grader == "math-verify" else N_FUZZ_SYMPY // 2
+    n_sympy = N_FUZZ_SYMPY if grader == "math-verify" else N_FUZZ_SYMPY // 3
     # the paper grader sends SymPy only non-integers with at most two letters: fuzz expressions in x
     in_x = ["1", "2", "42", "0.5", "x", "+", "-", "*", "**", "/", "(", ")", "\\sqrt{2}", "\\frac{1}{2}", "\\pi", " "]
     while len(sympy_items) < n_sympy:
