@@ -40,8 +40,8 @@ benchmark file, as the authors'), ``prompt`` (the user message), ``answer`` (the
 ``seed``, ``response`` (the authors' five fields), then ``correct``, ``finish_reason`` (``stop`` or
 ``length``), ``response_length`` (tokens, EOS included), ``row_id``; with the judge also ``rule_correct``
 and ``judge_correct`` (``eval_files.py``). ``eval_settings.json`` (what a resumed run must match), ``summary.json`` and
-``summary.md`` (``scores.py``). ``regrade`` grades such files again, or the authors' released ones, without
-generating, by both rule graders, and counts per benchmark the samples they disagree on.
+``summary.md`` (``scores.py``). ``regrade`` (``regrade.py``) grades such files again, or the authors' released
+ones, without generating, by both rule graders, and counts per benchmark the samples they disagree on.
 
 Command line (``python -m justrl_lite.evaluate --help``)::
 
@@ -82,32 +82,37 @@ from justrl_lite.eval_files import (
     write_records,
 )
 from justrl_lite.grader_pool import DEFAULT_TIMEOUT, GraderPool
-from justrl_lite.grading import GRADERS, check_grader, grade_many
+from justrl_lite.grading import EVAL_GRADER, GRADERS, grade_many
 from justrl_lite.judge import (
+    JUDGE_CHOICES,
     JUDGE_MODEL,
     CompassVerifierJudge,
     JudgeFn,
     apply_judge,
     build_judge_prompt,
+    choose_judge,
     judge_unavailable_reason,
     judge_verdict,
     require_cuda,
 )
+from justrl_lite.regrade import benchmark_of_file, regrade
 from justrl_lite.scores import (
-    GRADER_FIELDS,
     build_summary,
+    check_grading,
     paper_results,
     summarize_records,
     summary_markdown,
     write_summary,
 )
 
-__all__ = [  # moved to benchmarks, eval_files, judge and scores; importable from here as before
+__all__ = [  # moved to benchmarks, eval_files, judge, scores and regrade; importable from here as before
     "BENCHMARKS", "COMPARE_CHOICES", "PAPER_RESULTS", "GENERATED_FIELDS", "GRADABLE_FIELDS", "RESULTS_SUFFIX",
     "SETTINGS_FILE", "EvaluationError", "append_records", "check_settings", "missing_samples", "read_results",
-    "result_record", "save_settings", "write_records", "JUDGE_MODEL", "CompassVerifierJudge", "JudgeFn",
-    "apply_judge", "build_judge_prompt", "judge_verdict", "require_cuda", "build_summary", "paper_results",
-    "summarize_records", "summary_markdown", "write_summary", "evaluate", "regrade", "main",
+    "result_record", "save_settings", "write_records", "JUDGE_CHOICES", "JUDGE_MODEL", "CompassVerifierJudge",
+    "JudgeFn", "apply_judge", "build_judge_prompt", "judge_unavailable_reason", "judge_verdict", "require_cuda",
+    "build_summary",
+    "paper_results", "summarize_records", "summary_markdown", "write_summary", "benchmark_of_file", "regrade",
+    "EVAL_GRADER", "evaluate", "main",
 ]
 
 logger = logging.getLogger(__name__)
@@ -125,10 +130,6 @@ HF_BATCH_SIZE = 8
 """Prompts per transformers ``generate`` call by default (vLLM: all of a seed at once)."""
 GRADE_TIMEOUT = DEFAULT_TIMEOUT
 """Seconds one SymPy equivalence check may take (``grader_pool.DEFAULT_TIMEOUT``); past it, wrong."""
-EVAL_GRADER = "paper"
-"""The default evaluation grader: the authors' rule grader, since the paper's numbers came from it."""
-JUDGE_CHOICES = ("auto", "on", "off")
-"""``--judge``: ``auto`` asks the judge when comparing with the paper and a CUDA GPU with vLLM is there."""
 
 # ---- what to evaluate -----------------------------------------------------------------------------------
 
@@ -193,35 +194,6 @@ def rule_grade(responses: Sequence[str], answers: Sequence[str], *, timeout: flo
     """``grading.grade`` of each pair by ``grader``, through ``grade_many``: string rules in this process, SymPy
     checks spread over the grader's worker subprocesses, each bounded by ``timeout`` seconds."""
     return [bool(v) for v in grade_many(list(responses), list(answers), timeout, pool=pool, grader=grader)]
-
-
-def choose_judge(judge: str | JudgeFn | None, compare: str | None) -> JudgeFn | None:
-    """The judge to use: a ``JudgeFn`` as given; ``"on"`` the real one (or an error saying why not); ``"auto"``
-    the real one when comparing with the paper and it can run here (else None, with a warning); else None."""
-    if judge is None or callable(judge):
-        return judge
-    if judge not in JUDGE_CHOICES:
-        raise EvaluationError(f"--judge must be one of {', '.join(JUDGE_CHOICES)}, got {judge!r}")
-    if judge == "on":
-        return CompassVerifierJudge()
-    if judge == "auto" and compare is not None:
-        reason = judge_unavailable_reason()
-        if reason is None:
-            return CompassVerifierJudge()
-        logger.warning("rule-only scores beside the paper's judge-assisted ones: %s", reason)
-    return None
-
-
-def _check_grading(grader: str, compare: str | None) -> None:
-    try:
-        check_grader(grader)
-    except ValueError as e:
-        raise EvaluationError(f"--grader: {e}") from e
-    if compare is not None:
-        paper_results(compare)
-        if grader != "paper":
-            raise EvaluationError(f"--compare {compare} sets our scores beside the paper's, which its own rule "
-                                  f"grader decided: use --grader paper (the default) with --compare")
 
 
 # ---- generation -----------------------------------------------------------------------------------------
@@ -380,7 +352,7 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
     sources = resolve_benchmarks(benchmarks, n_samples)
     if limit is not None and limit < 1:
         raise EvaluationError(f"--limit must be >= 1, got {limit}")
-    _check_grading(grader, compare)
+    check_grading(grader, compare)
     model_path = str(model) if isinstance(model, (str, Path)) else None
     label = model_path or getattr(model, "name_or_path", "") or "in-memory model"
     # every benchmark is read before the model is loaded: a bad one fails in seconds, not after minutes
@@ -435,66 +407,6 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def benchmark_of_file(path: Path) -> str:
-    """Benchmark of a results file: ours (``AIME24.jsonl``) or the authors' (``aime24_t0.7_p0.9_n32-...``)."""
-    spec = find_benchmark(path.stem) or find_benchmark(path.stem.split("_")[0])
-    return spec.name if spec else path.stem
-
-
-def regrade(results_dir: str | Path, out_dir: str | Path | None = None, *,
-            grade_timeout: float = GRADE_TIMEOUT, grade_pool: GraderPool | None = None,
-            grader: str = EVAL_GRADER, judge: str | JudgeFn | None = "auto", compare: str | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """Grade every ``*.jsonl`` in ``results_dir`` again (ours or the authors' format), without generating.
-
-    Every sample is graded by both rule graders (``paper_correct``, ``math_verify_correct``); ``correct`` is
-    ``grader``'s verdict, or-ed with the judge's when there is one (``judge`` as in ``evaluate``). Writes the
-    graded files (same names; old judge verdicts dropped) and the summary, which counts per benchmark the
-    samples the two graders disagree on, to ``out_dir`` (default ``<results_dir>/regraded``).
-    """
-    src = Path(results_dir)
-    files = sorted(src.glob(f"*{RESULTS_SUFFIX}")) if src.is_dir() else []
-    if not files:
-        raise EvaluationError(f"no *.jsonl results files in {src}: pass a folder written by an evaluation, "
-                              f"or the authors' justrl_eval_outputs/<model> folder")
-    _check_grading(grader, compare)
-    by_name: dict[str, Path] = {}
-    for f in files:
-        name = benchmark_of_file(f)
-        if name in by_name:
-            raise EvaluationError(f"{by_name[name].name} and {f.name} both hold results for {name}; keep one")
-        by_name[name] = f
-    out = Path(out_dir) if out_dir is not None else src / "regraded"
-    out.mkdir(parents=True, exist_ok=True)
-    judge = choose_judge(judge, compare)
-    per_benchmark: dict[str, dict[str, Any]] = {}
-    for name, f in by_name.items():
-        records = read_results(f, required=GRADABLE_FIELDS, repair=False)
-        if not records:
-            raise EvaluationError(f"{f} holds no samples; delete it, or run the evaluation again")
-        verdicts: dict[str, list[bool]] = {g: [] for g in GRADERS}
-        starts = range(0, len(records), 256)
-        for start in tqdm(starts, desc=f"grading {name}", unit="batch", disable=not progress):
-            chunk = records[start:start + 256]
-            for g in GRADERS:
-                verdicts[g] += rule_grade([str(r["response"]) for r in chunk], [str(r["answer"]) for r in chunk],
-                                          timeout=grade_timeout, pool=grade_pool, grader=g)
-        for k, r in enumerate(records):
-            r.pop("rule_correct", None)
-            r.pop("judge_correct", None)
-            for g in GRADERS:
-                r[GRADER_FIELDS[g]] = verdicts[g][k]
-            r["correct"] = verdicts[grader][k]
-        if judge is not None:
-            apply_judge(records, judge)
-        write_records(out / f.name, records)
-        per_benchmark[name] = summarize_records(records)
-    summary = build_summary(per_benchmark, model=f"regraded {src}", grader=grader, judged=judge is not None,
-                            settings={"regraded_from": str(src)}, compare=compare)
-    write_summary(out, summary)
-    return summary
 
 
 # ---- command line ---------------------------------------------------------------------------------------

@@ -39,7 +39,10 @@ GRADERS = ("paper", "math-verify")
 """``paper``: the authors' rule grader; ``math-verify``: our normaliser, a numeric tolerance, then math-verify."""
 
 DEFAULT_GRADER = "math-verify"
-"""The grader of ``grade``/``grade_many`` when none is named (evaluation names ``paper``: ``evaluate.py``)."""
+"""The grader of ``grade``/``grade_many`` when none is named (the lenient reward's; validation's by default)."""
+
+EVAL_GRADER = "paper"
+"""The default grader of evaluation and regrading: the authors' rule grader, since the paper's numbers came from it."""
 
 MAX_ANSWER_CHARS = 1000
 """A boxed answer longer than this is no answer (the longest ground truth of the nine benchmarks has 210)."""

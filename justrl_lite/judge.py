@@ -17,16 +17,22 @@ with a fake; the real judge needs a CUDA GPU and vLLM.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Callable, Sequence
 
 from justrl_lite.config import EVAL_PROMPT_SUFFIX
 from justrl_lite.eval_files import EvaluationError
+
+logger = logging.getLogger(__name__)
 
 JUDGE_MODEL = "opencompass/CompassVerifier-3B"
 JUDGE_MAX_NEW_TOKENS = 2048
 JUDGE_TEMPERATURE = 0.0
 JUDGE_QUESTION = ""
 """The question the authors' judge saw: none (their JSONL files have no ``question`` field)."""
+
+JUDGE_CHOICES = ("auto", "on", "off")
+"""``--judge``: ``auto`` asks the judge when comparing with the paper and a CUDA GPU with vLLM is there."""
 
 JUDGE_GPU_MEMORY_UTILIZATION = 0.3
 """Share of GPU memory the judge's vLLM engine takes (the policy's engine may still hold the rest)."""
@@ -168,3 +174,20 @@ def apply_judge(records: Sequence[dict], judge: JudgeFn, *, with_question: bool 
     for r in records:
         r["correct"] = bool(r["rule_correct"] or r["judge_correct"])
     return len(todo)
+
+
+def choose_judge(judge: str | JudgeFn | None, compare: str | None) -> JudgeFn | None:
+    """The judge to use: a ``JudgeFn`` as given; ``"on"`` the real one (or an error saying why not); ``"auto"``
+    the real one when comparing with the paper and it can run here (else None, with a warning); else None."""
+    if judge is None or callable(judge):
+        return judge
+    if judge not in JUDGE_CHOICES:
+        raise EvaluationError(f"--judge must be one of {', '.join(JUDGE_CHOICES)}, got {judge!r}")
+    if judge == "on":
+        return CompassVerifierJudge()
+    if judge == "auto" and compare is not None:
+        reason = judge_unavailable_reason()
+        if reason is None:
+            return CompassVerifierJudge()
+        logger.warning("rule-only scores beside the paper's judge-assisted ones: %s", reason)
+    return None

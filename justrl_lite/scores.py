@@ -20,6 +20,7 @@ from typing import Any
 
 from justrl_lite.benchmarks import BENCHMARKS, COMPARE_CHOICES, PAPER_RESULTS
 from justrl_lite.eval_files import EvaluationError
+from justrl_lite.grading import check_grader
 
 GRADER_FIELDS = {"paper": "paper_correct", "math-verify": "math_verify_correct"}
 """Per-sample field holding each rule grader's verdict (written by a regrade)."""
@@ -162,3 +163,16 @@ def write_summary(out_dir: Path, summary: dict[str, Any]) -> str:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out_dir / "summary.md").write_text(text)
     return text
+
+
+def check_grading(grader: str, compare: str | None) -> None:
+    """Stop with one message on an unknown grader, an unknown --compare, or --compare with our grader."""
+    try:
+        check_grader(grader)
+    except ValueError as e:
+        raise EvaluationError(f"--grader: {e}") from e
+    if compare is not None:
+        paper_results(compare)
+        if grader != "paper":
+            raise EvaluationError(f"--compare {compare} sets our scores beside the paper's, which its own rule "
+                                  f"grader decided: use --grader paper (the default) with --compare")

@@ -252,3 +252,28 @@ def test_tiny_run_beats_the_base_on_held_out_prompts(tmp_path):
     val = {r["step"]: r["val/pass@1"] for r in read_metrics(out / "metrics.jsonl") if "val/pass@1" in r}
     assert set(val) == {0, 20}
     assert val[20] >= val[0] + 0.10, val
+
+
+# ---- validation names its grader -------------------------------------------------------------------------------
+
+def test_validation_grades_with_the_configured_grader():
+    """An answer 226/2 for 113: our math-verify grader accepts it, the authors' rule grader (integers strictly) not."""
+    from justrl_lite.data import EncodedPrompts, MathRow
+    from justrl_lite.trainer import validate
+
+    class OneAnswerEngine:
+        def generate(self, prompt_ids, n, **kwargs):
+            B = len(prompt_ids) * n
+            mask = torch.ones(B, 3, dtype=torch.long)
+            return RolloutBatch(prompt_ids=torch.ones(B, 1, dtype=torch.long), prompt_mask=torch.ones(B, 1),
+                                response_ids=mask.clone(), response_mask=mask, sampling_logprobs=torch.zeros(B, 3),
+                                truncated=torch.zeros(B, dtype=torch.bool), texts=["so \\boxed{\\frac{226}{2}}"] * B,
+                                group_ids=torch.arange(len(prompt_ids)).repeat_interleave(n))
+
+    row = MathRow(id="AIME24-1", messages=({"role": "user", "content": "q"},), ground_truth="\\boxed{113}",
+                  data_source="AIME24")
+    prompts = EncodedPrompts(rows=[row], prompt_ids=[[1, 2]], n_filtered=0)
+    cfg = JustRLConfig.tiny().replace(val_samples_per_prompt=2)
+    assert cfg.val_grader == JustRLConfig.paper().val_grader == "math-verify"
+    assert validate(OneAnswerEngine(), prompts, cfg, 0)["val/pass@1"] == 1.0
+    assert validate(OneAnswerEngine(), prompts, cfg.replace(val_grader="paper"), 0)["val/pass@1"] == 0.0
