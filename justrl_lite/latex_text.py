@@ -9,11 +9,14 @@ re-implements the part of that conversion that answers use, from pylatexenc 2.10
     \\pi -> "π", \\alpha -> "α", ...;  \\infty -> "∞", \\cup -> "∪", \\cdot -> "·", \\times -> "×", \\le -> "≤", ...
     \\, \\; \\: "\\ " -> " ";  \\! -> "";  \\quad -> 2 spaces;  \\\\ -> newline;  \\{ \\} \\$ \\& \\# \\_ -> the character
     \\hat{x} and the other accents -> x + a combining accent;  ~ -> no-break space;  -- and --- -> dashes
+    $...$ -> its content;  \\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix} -> "[ 1 2; 3 4 ]";  other environments -> content
     any other macro -> nothing (its braced arguments, read as plain groups, keep their content)
     the space after a macro named by letters is dropped (pylatexenc's default ``strict_latex_spaces``)
 
+Checked against pylatexenc 2.10 on the 2,175 strings the authors' grader hands it for 23,485 responses built from
+the nine benchmarks' ground truths, none differs (a one-off check with pylatexenc's source; not a dependency).
 Departures, all on answers no benchmark has: ``\\mathbf{}`` and friends keep plain letters (pylatexenc maps them
-to Unicode bold/italic letters); colour, sectioning and reference macros are dropped with their arguments kept.
+to Unicode bold/italic letters); sectioning and reference macros are dropped with their arguments kept.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ SYMBOLS: dict[str, str] = {
     "emptyset": "∅", "varnothing": "∅", "forall": "∀", "exists": "∃", "partial": "∂", "nabla": "∇",
     "sum": "∑", "prod": "∏", "int": "∫", "circ": "∘", "ast": "∗", "bullet": "∙", "propto": "∝",
     "parallel": "∥", "wedge": "∧", "vee": "∨", "angle": "∠", "perp": "⊥", "lfloor": "⌊", "rfloor": "⌋",
-    "lceil": "⌈", "rceil": "⌉", "ldots": "…", "dots": "…", "cdots": "⋯", "vdots": "⋮", "ddots": "⋱",
+    "lceil": "⌈", "rceil": "⌉", "leqslant": "⩽", "geqslant": "⩾", "ll": "≪", "gg": "≫", "odot": "⊙",
+    "oplus": "⊕", "otimes": "⊗", "dagger": "†", "neg": "¬", "cong": "≅", "mapsto": "↦", "Rightarrow": "⇒",
+    "Leftrightarrow": "⇔", "ldots": "…", "dots": "…", "cdots": "⋯", "vdots": "⋮", "ddots": "⋱",
     "langle": "⟨", "rangle": "⟩", "mid": "|", "vert": "|", "lvert": "|", "rvert": "|", "to": "→",
     "rightarrow": "→", "leftarrow": "←", "prime": "'", "hbar": "ħ", "ell": "ℓ", "aleph": "ℵ",
     **{f: f for f in ("sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "ln", "log",
@@ -66,7 +71,15 @@ ONE_ARG_CONTENT = {"text", "textrm", "textit", "textbf", "textsc", "textsl", "em
                    "underline", "widehat", "widetilde", "overbrace", "underbrace", "overrightarrow"}
 """Macros with one argument that render as that argument's text."""
 
+DROPPED_WITH_ARG = {"mbox", "hphantom", "vphantom", "label"}
+"""Macros whose one argument is dropped with them (``5\\mbox{cm}`` -> ``5``)."""
+
+SECOND_ARG = {"textcolor", "colorbox"}
+"""Macros that render as their second argument (``\\textcolor{red}{5}`` -> ``5``)."""
+
 TWO_ARG_FRACTIONS = {"frac", "nicefrac", "textfrac"}
+MATRIX_ENVIRONMENTS = {"array", "pmatrix", "bmatrix", "smallmatrix", "psmallmatrix", "bsmallmatrix"}
+"""Rendered ``[ a b; c d ]``: cells split at ``&``, rows at ``\\\\``, each cell right-aligned to the widest."""
 SPECIALS = (("---", "\u2014"), ("--", "\u2013"), ("``", "\u201c"), ("''", "\u201d"), ("~", "\u00a0"),
             ("&", "   "))
 
@@ -92,6 +105,8 @@ def _render(s: str, i: int, closing: str | None) -> tuple[str, int]:
         elif c == "\\":
             text, i = _macro(s, i + 1)
             out.append(text)
+        elif c == "$":  # math mode delimiters: the content is read as it stands
+            i += 1
         else:
             special = next(((k, v) for k, v in SPECIALS if s.startswith(k, i)), None)
             if special:
@@ -120,11 +135,18 @@ def _macro(s: str, i: int) -> tuple[str, int]:
         numerator, j = _argument(s, j)
         denominator, j = _argument(s, j)
         return f"{numerator}/{denominator}", j
+    if name == "begin":
+        return _environment(s, j)
     if name == "sqrt":
         j = _skip_optional(s, j)
         radicand, j = _argument(s, j)
         return f"\u221a({radicand})", j
     if name in ONE_ARG_CONTENT:
+        return _argument(s, j)
+    if name in DROPPED_WITH_ARG:
+        return "", _argument(s, j)[1]
+    if name in SECOND_ARG:
+        _, j = _argument(s, j)
         return _argument(s, j)
     if name in ACCENTS:
         base, j = _argument(s, j)
@@ -159,3 +181,49 @@ def _skip_optional(s: str, j: int) -> int:
         close = s.find("]", k)
         return len(s) if close < 0 else close + 1
     return j
+
+
+def _environment(s: str, j: int) -> tuple[str, int]:
+    """``\\begin{name}...\\end{name}`` from just after ``\\begin``: matrices as ``[ ... ]``, others as content."""
+    name, j = _argument(s, j)
+    opening, closing = "\\begin{" + name + "}", "\\end{" + name + "}"
+    depth, k = 1, j
+    while depth:
+        next_close = s.find(closing, k)
+        if next_close < 0:  # never closed: the rest is the content
+            next_close = len(s)
+            break
+        next_open = s.find(opening, k)
+        if 0 <= next_open < next_close:
+            depth, k = depth + 1, next_open + len(opening)
+        else:
+            depth, k = depth - 1, next_close + len(closing)
+    end = next_close if depth else k - len(closing)
+    body, after = s[j:end], min(len(s), k)
+    if name not in MATRIX_ENVIRONMENTS:
+        return _render(body, 0, closing=None)[0], after
+    rows = [[_render(cell, 0, closing=None)[0].strip() for cell in _split_top(row, "&") if cell]
+            for row in _split_top(body, "\\\\")]
+    width = max(len(cell) for row in rows for cell in row)  # no cell at all: ValueError, as pylatexenc
+    return "[ " + "; ".join(" ".join(cell.rjust(width) for cell in row) for row in rows) + " ]", after
+
+
+def _split_top(s: str, separator: str) -> list[str]:
+    """``s`` split at ``separator`` outside braces."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(s):
+        if s[i] == "{":
+            depth += 1
+        elif s[i] == "}":
+            depth -= 1
+        elif depth == 0 and s.startswith(separator, i):
+            parts.append(s[start:i])
+            i += len(separator)
+            start = i
+            continue
+        elif s[i] == "\\":  # a macro's name is never a separator
+            i += 2
+            continue
+        i += 1
+    parts.append(s[start:])
+    return parts

@@ -147,7 +147,7 @@ def normalize(expr: str | None) -> str | None:
     if "\\" in expr:
         try:
             expr = _latex_for_sympy(expr)
-        except RecursionError:  # braces nested too deep to read: left as written
+        except (RecursionError, ValueError):  # too deep to read, or an empty matrix: left as written
             pass
     expr = re.sub("- *", "-", expr)
     # "7 3/4" is a mixed number: 7+3/4

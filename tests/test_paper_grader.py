@@ -114,6 +114,10 @@ HAND = [  # (response, ground truth as stored, decision, the rule that decides i
     (box("5"), "", False, "an empty ground truth"),
     (box("4.5\\times10^{33}"), "4.5e33", False, "'^{' stops SymPy; the strings differ (Minerva #1)"),
     (box("41.8"), "41.8", True, "equal strings (Minerva)"),
+    (box("\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}"), "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", True,
+     "equal strings (a MATH-500 matrix)"),
+    (box("\\begin{pmatrix} 0.2 \\\\ -3.6 \\end{pmatrix}"), "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", False,
+     "a matrix reads '[1/5;-18/5]': SymPy cannot parse it, and the strings differ"),
     (box("\\frac{1}{3}"), "\\frac{13}{32}", False, "two integer fractions, different (CMIMC25)"),
 ]
 
@@ -164,7 +168,10 @@ def test_paper_boxed_answer_matches_its_re_derivation(chunk, monkeypatch):
     ("\\sqrt[3]{x}", "\u221a(x)"), ("\\text{Evelyn}", "Evelyn"), ("\\pi r", "\u03c0r"), ("\\infty", "\u221e"),
     ("A \\cup B", "A \u222aB"), ("2\\cdot 3", "2\u00b73"), ("3\\times 4", "3\u00d74"), ("x \\le 1", "x \u22641"),
     ("\\left(1, 2\\right)", "(1, 2)"), ("1\\,000", "1 000"), ("\\{1\\}", "{1}"), ("\\unknown{5}", "5"),
-    ("\\mathrm{cm}", "cm"), ("\\alpha+\\Omega", "\u03b1+\u03a9"),
+    ("\\mathrm{cm}", "cm"), ("\\alpha+\\Omega", "\u03b1+\u03a9"), ("$x$", "x"), ("5\\mbox{cm}", "5"),
+    ("\\textcolor{red}{5}", "5"), ("k \\geqslant 2", "k \u2a7e2"),
+    ("\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", "[ -1  0;  0 -1 ]"),  # cells right-aligned to the widest
+    ("\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", "[   1/5; -18/5 ]"), ("\\begin{cases} 1 \\end{cases}", " 1 "),
 ])
 def test_latex_to_text(latex, text):
     assert latex_to_text(latex) == text
