@@ -346,6 +346,7 @@ def test_malformed_inputs_never_raise(pool):
     for response, truth in [(None, "1"), ("\\boxed{1}", None), (b"\\boxed{1}", "1"), (1, 1), ("\\boxed{1}", 1)]:
         assert dapo_reward(response, truth) == -1.0
         assert grade(response, truth, TIMEOUT, pool=pool) is False
+        assert grade(response, truth, TIMEOUT, pool=pool, grader="paper") is False
         assert lenient_reward(response, truth, TIMEOUT, pool=pool) == -1.0
 
 
