@@ -2,14 +2,19 @@
 
 Modules, in the order data flows:
     config     - JustRLConfig, the `paper` and `tiny` presets and the table of where they differ
+    benchmarks - the nine benchmarks and the paper's results table
     data       - DAPO-Math-17k / benchmark loaders and the paper's prompts
     rollout    - sampling responses with per-token log-probs (transformers now, vLLM on GPUs)
-    verifier   - the strict DAPO box reward, the lenient ablation verifier, the evaluation grader
+    boxed      - the last \\boxed{} of a response
+    verifier   - the strict DAPO box reward and the lenient ablation reward
+    grading    - the evaluation graders: the authors' rule grader (paper_grader, latex_text) and ours (math-verify),
+                 SymPy in killable workers (grader_pool)
     advantage  - GRPO group z-score advantages
     loss       - token log-probs, entropy, the clipped policy loss (clip-higher + dual clip), aggregation
     trainer    - the single-stage training loop, checkpoints and resume
     full_run   - `python -m justrl_lite.full_run`: the command line over JustRLConfig
-    evaluate   - `python -m justrl_lite.evaluate`: nine benchmarks, avg@k, resumable
+    evaluate   - `python -m justrl_lite.evaluate`: nine benchmarks, avg@k, resumable; results files (eval_files),
+                 the CompassVerifier judge (judge), summaries (scores), regrading by both graders (regrade)
     plots      - training-dynamics figures from logged metrics
     toy        - the toy task and the tiny Qwen2 base model for CPU runs
 """
