@@ -192,15 +192,14 @@ def _environment(s: str, j: int) -> tuple[str, int]:
     while depth:
         next_close = s.find(closing, k)
         if next_close < 0:  # never closed: the rest is the content
-            next_close = len(s)
+            k = len(s) + len(closing)
             break
         next_open = s.find(opening, k)
         if 0 <= next_open < next_close:
             depth, k = depth + 1, next_open + len(opening)
         else:
             depth, k = depth - 1, next_close + len(closing)
-    end = next_close if depth else k - len(closing)
-    body, after = s[j:end], min(len(s), k)
+    body, after = s[j : k - len(closing)], min(k, len(s))
     if name not in MATRIX_ENVIRONMENTS:
         return _render(body, 0, closing=None)[0], after
     rows = [[_render(cell, 0, closing=None)[0].strip() for cell in _split_top(row, "&") if cell]

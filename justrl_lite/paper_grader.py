@@ -15,7 +15,8 @@ sympy_rules, on the two normalised strings:
      letters, no ``^{``, ``^(`` or long powers), in a killable worker (``grader_pool``) bounded in time.
 Checked once against the authors' own ``grade_answer_verl`` (run from their source, with pylatexenc 2.10) on
 responses built from the nine benchmarks' ground truths in many written forms: the same decision on each.
-Everything but that SymPy call runs here, in-process, in microseconds. ``paper_rule_stage`` returns either a
+Everything but that SymPy call runs here, in-process, in microseconds. One departure, to bound that time: a boxed
+answer longer than ``MAX_PAPER_ANSWER_CHARS`` (1,000 characters) is no answer. ``paper_rule_stage`` returns either a
 verdict or the SymPy expressions still to check (all must simplify to zero).
 """
 
@@ -124,6 +125,9 @@ _INTEGER_FRACTION = re.compile(r"^-?[0-9]+.?/0*[1-9][0-9]*.?$")
 _UNICODE_TO_SYMPY = (("\u221a", "sqrt"), ("\u03c0", "pi"), ("\u221e", "inf"), ("\u222a", "U"), ("\u00b7", "*"),
                      ("\u00d7", "*"))
 TUPLE_BRACKETS = "()[]"
+MAX_PAPER_ANSWER_CHARS = 1000
+"""A boxed answer longer than this is no answer (ours, not the authors': the longest ground truth has 210
+characters, and reading a long answer's LaTeX in-process could take seconds)."""
 TOO_SLOW_FOR_SYMPY = ("^{", "^(")
 _LONG_POWERS = (re.compile(r"\^[0-9]+\^"), re.compile(r"\^[0-9][0-9]+"))
 
@@ -264,7 +268,8 @@ def paper_rule_stage(response: str, ground_truth: str) -> bool | list[str]:
     if "\\boxed" in ground_truth:
         truth = paper_boxed_answer(ground_truth)
     answer = paper_boxed_answer(response) if "\\boxed" in response else None
-    if answer is None or truth is None:
+    # our bound on untrusted text (the authors have none): a longer answer is no answer
+    if answer is None or truth is None or len(answer) > MAX_PAPER_ANSWER_CHARS:
         return False
     if mathd_normalize(answer) == mathd_normalize(truth):
         return True

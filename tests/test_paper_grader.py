@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -281,3 +282,16 @@ def test_the_two_graders_agree_on_exact_and_unboxed_forms_and_rarely_elsewhere(t
         by_kind[kind] = by_kind.get(kind, 0) + 1
     print(f"graders disagree on {len(differ)} of {len(items)} responses ({100 * rate:.1f}%), by form: {by_kind}")
     assert rate < 0.10, (seed, by_kind)
+
+
+def test_long_or_pathological_latex_answers_are_decided_fast(pool):
+    """Our bound (the authors have none): a boxed answer over 1,000 characters is no answer, and LaTeX within
+    the bound is read in-process in well under a second, however it nests."""
+    assert grade(box("1" + " " * 1000), "1", 0, pool=pool, grader="paper") is False
+    assert grade(box("1" + " " * 900), "1", 0, pool=pool, grader="paper") is True
+    nasty = ["\\begin{pmatrix}1&2\\\\" * 60, "\\begin{pmatrix}" * 35 + "1" + "\\end{pmatrix}" * 35,
+             "\\begin{pmatrix}{" * 70, "\\frac{" * 160 + "1" + "}" * 160, "\\sqrt{" * 150 + "}" * 150, "\\pi --" * 160]
+    for answer in nasty:
+        started = time.monotonic()
+        assert grade(box(answer[:1000]), "\\frac{1}{2}", 0, pool=pool, grader="paper") is False
+        assert time.monotonic() - started < 0.5, answer[:40]
