@@ -116,12 +116,13 @@ class CompassVerifierJudge:
     the vLLM engine, which is otherwise built on first use (CUDA and vLLM required, checked at construction)."""
 
     def __init__(self, model_id: str = JUDGE_MODEL, *, generate: Callable[[list[str]], list[str]] | None = None,
-                 tokenizer=None) -> None:
+                 tokenizer=None, gpu_memory_utilization: float = JUDGE_GPU_MEMORY_UTILIZATION) -> None:
         if generate is None:
             require_cuda("--judge")
         elif tokenizer is None:
             raise ValueError("CompassVerifierJudge(generate=...) needs the judge's tokenizer too")
         self.model_id = model_id
+        self.gpu_memory_utilization = gpu_memory_utilization
         self._generate = generate
         self.tokenizer = tokenizer
 
@@ -130,7 +131,7 @@ class CompassVerifierJudge:
 
         try:
             llm = vllm.LLM(model=self.model_id, tensor_parallel_size=1,
-                           gpu_memory_utilization=JUDGE_GPU_MEMORY_UTILIZATION)
+                           gpu_memory_utilization=self.gpu_memory_utilization)
         except OSError as e:
             raise EvaluationError(f"cannot load the judge {self.model_id!r} ({e}); download it first with "
                                   f"`huggingface-cli download {self.model_id}` on a machine with internet") from e
