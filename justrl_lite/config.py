@@ -393,7 +393,8 @@ ONE_GPU_REASONS: dict[str, str] = {
     "rollout_gpu_memory_utilization": "training (fp32 master weights, gradients, AdamW state, 32k-token "
                                       "micro-batches) needs about 50 GB; vLLM keeps 24 GB, 77 full sequences of KV",
     "overlong_buffer_len": "the ablation's buffer scaled with the response cap (4,096 of 15,360 -> 2,048 of 8,192)",
-    "total_steps": "16,000 prompts, about one pass over DAPO-Math-17k's ~17k distinct problems; days, not weeks",
+    "total_steps": "16,000 prompts: 1.4% of the paper's 1.12M, about 0.9 pass over DAPO-Math-17k's 17,917 distinct "
+                   "rows; days, not weeks, on one GPU",
     "val_samples_per_prompt": "avg@4 over AIME24+AIME25+AMC23 (400 samples) keeps a validation to minutes; "
                               "the paper's avg@32 protocol is `python -m justrl_lite.evaluate`",
     "val_max_response_length": "the training cap: 31,744-token validation samples would take hours on one GPU",

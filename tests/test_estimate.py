@@ -182,6 +182,17 @@ def test_paper_fits_32_gpus_not_one_and_one_gpu_fits_one_with_a_step_of_minutes(
     assert t.total_s < 7 * 86400
 
 
+def test_one_gpu_reasons_quote_the_estimator():
+    from justrl_lite.config import ONE_GPU_REASONS
+
+    one, shape = JustRLConfig.one_gpu(), KNOWN_SHAPES[DEEPSEEK]
+    m = memory_estimate(one, shape, 1, 80)
+    why = ONE_GPU_REASONS["rollout_gpu_memory_utilization"]
+    assert f"about {round(m.training / GB)} GB" in why and f"vLLM keeps {round(m.vllm_share / GB)} GB" in why
+    assert f"{m.kv_tokens // m.sequence_tokens} full sequences" in why
+    assert f"{one.total_steps * one.prompts_per_step:,} prompts" in ONE_GPU_REASONS["total_steps"]
+
+
 def test_hardware_table_rows():
     table = hardware_table().splitlines()
     assert len(table) == 5 and "does not fit" in table[3] and "does not fit" not in table[2] + table[4]
