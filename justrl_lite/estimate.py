@@ -143,7 +143,7 @@ class Assumptions:
     mean_length_fraction: float = 0.5
     """Mean prompt/response length as a share of its cap (the paper: ~8k of 15,360 at the start, 4-5k later)."""
     reserve_gb: float = 2.0
-    """CUDA context, NCCL buffers and allocator fragmentation per GPU."""
+    """CUDA context, NCCL buffers and allocator fragmentation per GPU (none on a CPU)."""
     logprob_chunk_tokens: int = 1024
     """Tokens per lm_head + log-softmax chunk in ``logprobs.py`` (a config field of that name wins)."""
 
@@ -156,8 +156,10 @@ def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, a: Assumptions)
     # w: bytes per token one decoder layer saves for backward
     w = (18 * h + 3 * shape.kv_heads * shape.head_dim + 4 * shape.intermediate) * c
     if cfg.gradient_checkpointing:
+        # every layer's fp32 input, L*T*h*4, plus one layer's saved tensors and their gradients, 2*T*w
         activations = shape.layers * T * h * 4 + 2 * T * w
     else:
+        # every layer's saved tensors, plus the gradients of the one in backward
         activations = (shape.layers + 1) * T * w
     if cfg.dtype == "float32":
         compute_copy = 0
@@ -169,10 +171,11 @@ def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, a: Assumptions)
         "fp32 master weights (4P/N)": 4 * P / gpus,
         "fp32 gradients (4P/N)": 4 * P / gpus,
         "AdamW moments (8P/N)": 8 * P / gpus,
-        "bf16 compute copy of weights": compute_copy,
+        f"{cfg.dtype} compute copy of weights" if compute_copy else "compute copy of weights (none)": compute_copy,
         "activations (checkpointed)" if cfg.gradient_checkpointing else "activations (no checkpointing)": activations,
+        # final hidden states + their fp32 gradient, T*h*8; fp32 logits, log-softmax, gradient of one chunk, C*V*4*3
         f"final hidden + log-prob chunk ({chunk} tokens)": T * h * 8 + chunk * V * 4 * 3,
-        "reserve (assumption)": a.reserve_gb * GB,
+        "reserve (assumption)": a.reserve_gb * GB if cfg.device == "cuda" else 0.0,
     }
 
 
@@ -199,6 +202,7 @@ def memory_estimate(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_
     if cfg.rollout_engine == "vllm":
         share = cfg.rollout_gpu_memory_utilization * M
         weights = 2 * shape.parameters
+        # KV tokens = (u*M - 2P) / (2 * L * g * d * 2 bytes)
         kv_tokens = max(0, int((share - weights) // shape.kv_bytes_per_token(2)))
     else:  # transformers generate inside the training process: its KV cache is not modelled
         share, weights, kv_tokens = 0.0, 0.0, seq
@@ -272,6 +276,7 @@ def time_estimate(cfg: JustRLConfig, shape: ModelShape, gpus: int, a: Assumption
     # FLOPs = 6 P tokens x epochs x 4/3 (recompute) + 2 P tokens (old log-probs)
     flops = 6 * P * tokens * cfg.ppo_epochs * recompute + 2 * P * tokens
     train_s = flops / (gpus * a.peak_tflops * 1e12 * a.mfu)
+    # rollout = responses x f*response cap / (N x decode tokens/s); validation likewise, at its own cap and samples
     rollout_s = cfg.responses_per_step * f * cfg.max_response_length / (gpus * a.decode_tokens_per_s)
     n_val = val_prompts(cfg)
     val_s = (n_val or 0) * cfg.val_samples_per_prompt * f * cfg.val_max_response_length / (gpus * a.decode_tokens_per_s)
@@ -320,8 +325,8 @@ def estimate_table(cfg: JustRLConfig, gpus: int, gpu_memory_gb: float, a: Assump
     return "\n".join(lines)
 
 
-README_ROWS: tuple[tuple[str, int], ...] = (("paper", 32), ("paper", 1), ("one_gpu", 1))
-"""(preset, GPUs) rows of the README's hardware table, all on 80 GB GPUs."""
+README_ROWS: tuple[tuple[str, int], ...] = (("paper", 32), ("paper", 1), ("one_gpu", 1), ("tiny", 1))
+"""(preset, GPUs) rows of the README's hardware table, on 80 GB GPUs (``tiny`` runs on a CPU)."""
 
 
 def hardware_table(rows: tuple[tuple[str, int], ...] = README_ROWS, gpu_memory_gb: float = PAPER_HARDWARE[1],
@@ -335,9 +340,14 @@ def hardware_table(rows: tuple[tuple[str, int], ...] = README_ROWS, gpu_memory_g
         cfg = JustRLConfig.preset(name)
         shape = model_shape(cfg.model_name_or_path)[0]
         m, t = memory_estimate(cfg, shape, gpus, gpu_memory_gb, a), time_estimate(cfg, shape, gpus, a)
+        command = f"`python -m justrl_lite.full_run --preset {name} --dry-run --gpus {gpus}`"
+        if cfg.device == "cpu":  # the GPU time assumptions do not apply; its time is measured (README)
+            command = f"`python -m justrl_lite.full_run --preset {name} --dry-run`"
+            out.append(f"| `{name}` | {PRESETS[name]} | none (CPU) | {_gb(m.training)} of RAM (tensors) | measured: "
+                       f"`data/tiny_run` | measured: `data/tiny_run` ({cfg.total_steps:,} steps) | {command} |")
+            continue
         fits = "fits" if m.fits else "**does not fit**"
         out.append(f"| `{name}` | {PRESETS[name]} | {gpus} x {gpu_memory_gb:g} GB | {_gb(m.training)} of "
                    f"{_gb(m.training_budget)}: {fits} | {_duration(t.step_s)} | {_duration(t.total_s)} "
-                   f"({cfg.total_steps:,} steps, {t.gpu_hours:,.0f} GPU-hours) | "
-                   f"`python -m justrl_lite.full_run --preset {name} --dry-run --gpus {gpus}` |")
+                   f"({cfg.total_steps:,} steps, {t.gpu_hours:,.0f} GPU-hours) | {command} |")
     return "\n".join(out)

@@ -128,7 +128,7 @@ def test_checkpointing_and_float32_change_what_they_should():
     rows = memory_estimate(cfg, shape, 1, 80).rows
     w = (18 * 1536 + 3 * 256 + 4 * 8960) * 4
     assert rows["activations (no checkpointing)"] == 29 * 32768 * w
-    assert rows["bf16 compute copy of weights"] == 0
+    assert rows["compute copy of weights (none)"] == 0
     hf = memory_estimate(JustRLConfig.paper().replace(rollout_engine="hf"), shape, 1, 80)
     assert hf.training_budget == 80 * GB and hf.vllm_share == 0
 
@@ -195,8 +195,9 @@ def test_one_gpu_reasons_quote_the_estimator():
 
 def test_hardware_table_rows():
     table = hardware_table().splitlines()
-    assert len(table) == 5 and "does not fit" in table[3] and "does not fit" not in table[2] + table[4]
+    assert len(table) == 6 and "does not fit" in table[3] and "does not fit" not in table[2] + table[4]
     assert "--preset one_gpu --dry-run --gpus 1" in table[4]
+    assert table[5].startswith("| `tiny` |") and "none (CPU)" in table[5] and "measured" in table[5]
 
 
 # ---- the command line -----------------------------------------------------------------------------
