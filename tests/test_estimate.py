@@ -122,6 +122,56 @@ def test_fsdp_shards_the_fp32_state_on_32_gpus():
     assert many.fits
 
 
+def saved_bytes(config: Qwen2Config, tokens: int) -> int:
+    """Bytes autograd saves in one transformers Qwen2 decoder layer under bf16 autocast (fp32 parameters)."""
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    hidden = torch.randn(1, tokens, config.hidden_size, requires_grad=True)  # (1, T, h)
+    positions = torch.arange(tokens)[None]
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model.model.layers[0](hidden, position_embeddings=model.model.rotary_emb(hidden, positions),
+                              attention_mask=None, position_ids=positions)
+    return sum(storages.values())
+
+
+def test_layer_working_set_matches_what_transformers_saves():
+    """w = (18h + 3gd + 4I) x 2 bytes per token, against a real Qwen2 layer on random shapes (slope in T)."""
+    rng = random.Random(1)
+    for _ in range(3):
+        heads = rng.choice([4, 6, 8])
+        kv = rng.choice([k for k in (1, 2) if heads % k == 0])
+        config = Qwen2Config(hidden_size=heads * 32, intermediate_size=rng.randint(300, 1200), num_attention_heads=heads,
+                             num_key_value_heads=kv, num_hidden_layers=1, vocab_size=10)
+        per_token = (saved_bytes(config, 768) - saved_bytes(config, 256)) / 512
+        shape = shape_from_config(config)
+        w = memory_rows_w(shape)
+        assert 0.85 * w <= per_token <= w, (config, per_token, w)  # the formula is a slight over-estimate
+
+
+def test_checkpointed_layer_inputs_are_fp32_under_autocast():
+    """Why the checkpoints cost L*T*h*4: with fp32 parameters the residual stream stays fp32 under bf16 autocast."""
+    config = Qwen2Config(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+                         num_hidden_layers=2, vocab_size=10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = Qwen2ForCausalLM(config)(torch.randint(0, 10, (1, 8)), output_hidden_states=True)
+    assert all(h.dtype == torch.float32 for h in out.hidden_states)
+    assert out.logits.dtype == torch.bfloat16  # the lm_head runs in bf16; logprobs.py upcasts one chunk at a time
+
+
+def memory_rows_w(shape: ModelShape) -> float:
+    """w from the estimator itself: the activation row minus the checkpoints, over 2T (bf16, checkpointed)."""
+    T = 4096
+    cfg = JustRLConfig.paper().replace(micro_batch_max_tokens=T, max_response_length=2048, overlong_buffer_len=1024)
+    rows = memory_estimate(cfg, shape, 1, 80).rows
+    return (rows["activations (checkpointed)"] - shape.layers * T * shape.hidden * 4) / (2 * T)
+
+
 def test_checkpointing_and_float32_change_what_they_should():
     shape = KNOWN_SHAPES[DEEPSEEK]
     cfg = JustRLConfig.paper().replace(gradient_checkpointing=False, dtype="float32")
