@@ -629,7 +629,7 @@ def check_hf_length(batch_size: int, max_new_tokens: int, vocab_size: int, bytes
     """Refuse (one message naming the vLLM engine) an HF evaluation whose kept scores cannot fit on the GPU.
 
     transformers ``generate(output_scores=True)`` keeps a (batch, vocab) score tensor per generated token:
-    batch_size x max_new_tokens x vocab_size x bytes_per_score, e.g. 8 x 31,744 x 151,936 x 2 B = 72 GiB.
+    batch_size x max_new_tokens x vocab_size x bytes_per_score, e.g. 8 x 31,744 x 151,936 x 2 B = 71.9 GiB.
     """
     need = batch_size * max_new_tokens * vocab_size * bytes_per_score
     if need > HF_SCORES_MAX_SHARE * device_bytes:
