@@ -116,11 +116,11 @@ class VLLMRollout:
             self.llm.collective_rpc("reload_weights", kwargs={
                 "weights_iterator": ((name, t.detach().to(self.dtype)) for name, t in weights),
                 "is_checkpoint_format": True})
+            self.llm.apply_model(repack_tied_lm_head)
         except Exception as e:
             self.broken = f"{type(e).__name__}: {e}"
             raise RuntimeError(f"vLLM failed while loading new weights ({self.broken}); the engine may hold a mix "
                                f"of old and new weights and refuses to sample: build a new VLLMRollout") from e
-        self.llm.apply_model(repack_tied_lm_head)
         if self.asleep:
             self.llm.wake_up(tags=["kv_cache"])
             self.asleep = False
