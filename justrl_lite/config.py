@@ -146,6 +146,10 @@ class JustRLConfig:
     rollout_gpu_memory_utilization: float = 0.4
     """Share of GPU memory vLLM may take when it shares the GPU with the training model (``vllm`` only)."""
 
+    verl_gpu_memory_utilization: float = 0.85
+    """Share of GPU memory vLLM may take under verl (``--engine verl``): verl offloads the training model while it
+    samples, so vLLM gets more than ``rollout_gpu_memory_utilization`` (the authors' launcher: 0.85)."""
+
     # ---- reward (the paper's ablations switch these) --------------------------------------------
     reward_fn: str = "dapo"
     """Training verifier: ``dapo`` (strict box, exact string; JustRL) or ``lenient`` (normalised + math-verify;
@@ -453,6 +457,8 @@ def validate(c: JustRLConfig) -> None:
     _check(isinstance(c.top_k, int) and (c.top_k == -1 or c.top_k > 0), "top_k", c.top_k, "must be -1 (off) or > 0")
     _check(_is_num(c.rollout_gpu_memory_utilization) and 0 < c.rollout_gpu_memory_utilization < 1,
            "rollout_gpu_memory_utilization", c.rollout_gpu_memory_utilization, "must be in (0, 1)")
+    _check(_is_num(c.verl_gpu_memory_utilization) and 0 < c.verl_gpu_memory_utilization < 1,
+           "verl_gpu_memory_utilization", c.verl_gpu_memory_utilization, "must be in (0, 1)")
     _check(c.rollout_engine in ROLLOUT_ENGINES, "rollout_engine", c.rollout_engine, f"must be one of {ROLLOUT_ENGINES}")
     _check(c.reward_fn in REWARD_FNS, "reward_fn", c.reward_fn, f"must be one of {REWARD_FNS}")
     _check(isinstance(c.overlong_penalty, bool), "overlong_penalty", c.overlong_penalty, "must be true or false")

@@ -5,6 +5,7 @@
     python -m justrl_lite.full_run --preset tiny total_steps=20 lr=5e-5     # any field, as key=value
     python -m justrl_lite.full_run --preset tiny --resume                   # continue from the latest checkpoint
     python -m justrl_lite.full_run --dry-run             # resolved config, diff vs the paper, compute estimate
+    python -m justrl_lite.full_run --engine verl --nnodes 4 --gpus-per-node 8 --dry-run   # the verl launch (4 x 8)
 
 Errors a user can cause (a bad value, missing data, no GPU for the paper preset, an unreadable checkpoint)
 end in one message and exit code 2, not a traceback.
@@ -29,6 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from output_dir's latest checkpoint")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and a compute estimate; no run")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar (metrics are still written)")
+    p.add_argument("--engine", choices=("native", "verl"), default="native",
+                   help="native: this package's trainer; verl: render (and run) verl 0.9.1's main_ppo")
+    p.add_argument("--nnodes", type=int, default=1, help="--engine verl: nodes in the Ray cluster (default 1)")
+    p.add_argument("--gpus-per-node", type=int, default=8, help="--engine verl: GPUs per node (default 8)")
     p.add_argument("overrides", nargs="*", metavar="field=value", help="override any JustRLConfig field")
     return p.parse_args(argv)
 
@@ -119,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = resolve_config(args)
+        if args.engine == "verl":
+            from justrl_lite.verl_engine import run
+
+            return run(cfg, nnodes=args.nnodes, gpus_per_node=args.gpus_per_node, dry_run=args.dry_run)
         if args.dry_run:
             print(dry_run(cfg))
             return 0

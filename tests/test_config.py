@@ -64,6 +64,7 @@ NOT_IN_RECIPE = {
     "adam_eps": 1e-8,
     "rollout_engine": "vllm",
     "rollout_gpu_memory_utilization": 0.4,
+    "verl_gpu_memory_utilization": 0.85,  # the authors' launcher (run_scaling_ssh_distill.sh)
     "overlong_penalty_factor": 1.0,
     "val_max_prompts": 0,
     "seed": 1,
@@ -150,6 +151,8 @@ def test_unknown_preset():
         ("top_k", 0),
         ("reward_fn", "robust"),
         ("rollout_engine", "sglang"),
+        ("verl_gpu_memory_utilization", 1.0),
+        ("verl_gpu_memory_utilization", 0.0),
         ("overlong_buffer_len", 0),
         ("overlong_buffer_len", 20000),  # longer than max_response_length
         ("total_steps", 0),
