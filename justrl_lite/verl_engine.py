@@ -305,12 +305,17 @@ def run(cfg: JustRLConfig, *, nnodes: int, gpus_per_node: int, dry_run: bool) ->
                           f"`make venv-verl` (verl=={VERL_VERSION}) and run with .venv-verl/bin/python, "
                           "or pass --dry-run to only write the command")
 
-    log_path = out / "verl_console.log"
-    print(f"running verl; console copied to {log_path}", file=sys.stderr)
     argv[0] = sys.executable
-    with open(log_path, "w") as log, subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE,
+    return stream(argv, {**os.environ, **env}, out / "verl_console.log")
+
+
+def stream(argv: list[str], env: dict[str, str], log_path: Path) -> int:
+    """Run ``argv``, echoing its output line by line and copying it to ``log_path``; return its exit code."""
+    print(f"running {' '.join(argv[:3])} ...; console copied to {log_path}", file=sys.stderr)
+    with open(log_path, "w") as log, subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
                                                       stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         for line in proc.stdout:  # stream to the terminal and keep a copy for `python -m justrl_lite.plots`
             sys.stdout.write(line)
             log.write(line)
+            log.flush()
     return proc.returncode

@@ -20,6 +20,7 @@ from justrl_lite.config import TRAIN_PROMPT_SUFFIX, ConfigError, JustRLConfig
 from justrl_lite.full_run import main as full_run_main
 from justrl_lite.verl_engine import (
     NOT_IN_OVERRIDES,
+    stream,
     NOT_RENDERED,
     RENAMED_SINCE_VENDORED,
     command_lines,
@@ -254,3 +255,25 @@ def test_plots_read_verl_tensorboard_console_and_file_logs(tmp_path):
     assert (tmp_path / "fig" / "training_dynamics.png").stat().st_size > 0
     assert (tmp_path / "fig" / "heldout_accuracy.png").stat().st_size > 0
     assert plots_main([str(tmp_path / "nothing-here"), "--out", str(tmp_path / "fig")]) == 2
+
+
+def test_run_streams_the_output_and_keeps_a_log(tmp_path, capsys):
+    code = "import sys; print('step:1 - actor/entropy:1.25'); print('step:2 - actor/entropy:1.5'); sys.exit(3)"
+    rc = stream([sys.executable, "-c", code], dict(os.environ), tmp_path / "verl_console.log")
+    assert rc == 3
+    assert "step:2 - actor/entropy:1.5" in capsys.readouterr().out
+    rows = read_run_metrics(tmp_path / "verl_console.log")
+    assert [r["policy/entropy"] for r in rows] == [1.25, 1.5]
+
+
+def test_running_without_verl_installed_says_how_to_get_it(tmp_path, capsys):
+    try:
+        import verl  # noqa: F401
+        pytest.skip("verl is installed here: this checks the message where it is not")
+    except ImportError:
+        pass
+    code = full_run_main(["--engine", "verl", "--preset", "tiny", "rollout_engine=vllm", f"output_dir={tmp_path}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "verl is not installed" in err and "make venv-verl" in err
+    assert (tmp_path / "verl_command.sh").is_file()  # the script is written either way
