@@ -11,6 +11,13 @@ and (3) prints where verl 0.9.1 departs from the vendored verl the paper ran (``
 A multi-node run needs a Ray cluster started by hand first (docs/multi_gpu.md); verl joins it through
 ``RAY_ADDRESS``. With the paper preset and 4 x 8 GPUs every override equals the authors' launcher
 (thunlp/JustRL ``train/examples/justrl/run_scaling_ssh_distill.sh``; checked in tests/test_verl_engine.py).
+
+Where a verl 0.9.1 launch departs from the paper's run on the vendored verl (``known_differences`` prints them):
+  1. token-mean is the true mini-batch token mean (``micro_batch_weighting=global-token-mean``), not the authors'
+     per-micro-batch mean weighted by sequence share (only the native trainer has that);
+  2. the vendored ``use_boxed_suffix_prompt`` flag is gone: the suffix is written into the parquet prompts;
+  3. the vendored ``val_kwargs.max_new_tokens`` is gone: validation samples at ``max_response_length``;
+  4. ``trainer.total_training_steps`` stops the run at ``total_steps`` (the authors stopped by hand).
 """
 
 from __future__ import annotations
@@ -51,7 +58,6 @@ NOT_IN_OVERRIDES = {
     "train_data": "written to <output_dir>/verl_data/train.parquet, which data.train_files names",
     "val_data": "written to <output_dir>/verl_data/val.parquet, which data.val_files names",
     "prompt_suffix": "written into each parquet row's user message",
-    "adam_eps": "no verl key: torch AdamW's default 1e-8",
     "micro_batch_weighting": "verl 0.9.1 always takes the mini-batch token mean (known_differences)",
     "rollout_gpu_memory_utilization": "the native trainer's vLLM share; verl uses verl_gpu_memory_utilization",
     "val_max_response_length": "no upstream key: verl validates at max_response_length (known_differences)",
@@ -86,7 +92,7 @@ def verl_overrides(cfg: JustRLConfig, *, nnodes: int, gpus_per_node: int, train_
         "data.seed": cfg.seed,
         "data.val_max_samples": cfg.val_max_prompts or -1,
         # policy model
-        "actor_rollout_ref.model.path": resolve_path(cfg.model_name_or_path),
+        "actor_rollout_ref.model.path": local_or_hub(cfg.model_name_or_path),
         "actor_rollout_ref.model.use_remove_padding": True,
         "actor_rollout_ref.model.enable_gradient_checkpointing": cfg.gradient_checkpointing,
         "actor_rollout_ref.model.lora_rank": cfg.lora_rank,
@@ -97,6 +103,7 @@ def verl_overrides(cfg: JustRLConfig, *, nnodes: int, gpus_per_node: int, train_
         f"{actor}.optim.lr_scheduler_type": "constant",
         f"{actor}.optim.weight_decay": cfg.weight_decay,
         f"{actor}.optim.betas": list(cfg.adam_betas),
+        f"{actor}.optim.override_optimizer_config": {"eps": cfg.adam_eps},  # extra AdamW constructor arguments
         f"{actor}.optim.clip_grad": cfg.grad_clip,
         f"{actor}.grad_clip": cfg.grad_clip,
         # PPO mini-batches (in prompts: verl multiplies by rollout.n), token-budget micro-batches
@@ -160,6 +167,12 @@ def verl_overrides(cfg: JustRLConfig, *, nnodes: int, gpus_per_node: int, train_
     }
 
 
+def local_or_hub(path: str) -> str:
+    """A local model folder as an absolute path (every node resolves it alike); a hub id unchanged."""
+    resolved = Path(resolve_path(path))
+    return str(resolved.resolve()) if resolved.exists() else path
+
+
 def check_launchable(cfg: JustRLConfig, *, nnodes: int, gpus_per_node: int) -> None:
     """ConfigError (one message, what to do) for settings verl 0.9.1 cannot run."""
     if not (isinstance(nnodes, int) and nnodes >= 1 and isinstance(gpus_per_node, int) and gpus_per_node >= 1):
@@ -176,9 +189,11 @@ def check_launchable(cfg: JustRLConfig, *, nnodes: int, gpus_per_node: int) -> N
 
 
 def hydra_value(value: Any) -> str:
-    """A Python value in Hydra override syntax: ``True``, ``1e-06``, ``['console','tensorboard']``."""
+    """A Python value in Hydra override syntax: ``True``, ``1e-06``, ``[console,tensorboard]``, ``{eps:1e-08}``."""
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 
@@ -236,8 +251,6 @@ def known_differences(cfg: JustRLConfig) -> list[str]:
         f"steps: the authors ran total_epochs=1 and stopped by hand; the bridge sets "
         f"trainer.total_training_steps={cfg.total_steps}",
     ]
-    if cfg.adam_eps != 1e-8:
-        notes.append(f"adam_eps={cfg.adam_eps} is not a verl key: verl uses torch AdamW's 1e-8")
     if cfg.device != "cuda":
         notes.append(f"device={cfg.device!r} is ignored: verl runs on CUDA GPUs")
     return notes

@@ -20,12 +20,12 @@ from justrl_lite.config import TRAIN_PROMPT_SUFFIX, ConfigError, JustRLConfig
 from justrl_lite.full_run import main as full_run_main
 from justrl_lite.verl_engine import (
     NOT_IN_OVERRIDES,
-    stream,
     NOT_RENDERED,
     RENAMED_SINCE_VENDORED,
     command_lines,
     hydra_value,
     known_differences,
+    stream,
     verl_overrides,
 )
 from justrl_lite.verl_metrics import read_run_metrics
@@ -63,8 +63,8 @@ def test_paper_4x8_carries_every_value_of_the_authors_launcher():
 OTHER_VALUES = dict(
     model_name_or_path="nvidia/OpenMath-Nemotron-1.5B", max_prompt_length=2048, max_response_length=8192,
     prompts_per_step=128, rollouts_per_prompt=16, mini_batch_prompts=32, ppo_epochs=2, micro_batch_max_tokens=40000,
-    lr=2e-6, lr_warmup_steps=0, adam_betas=(0.9, 0.95), weight_decay=0.0, grad_clip=0.5, clip_ratio_low=0.1,
-    clip_ratio_high=0.3, clip_ratio_c=3.0, loss_agg_mode="seq-mean-token-mean", kl_coef=0.001, entropy_coeff=0.01,
+    lr=2e-6, lr_warmup_steps=0, adam_betas=(0.9, 0.95), adam_eps=1e-6, weight_decay=0.0, grad_clip=0.5,
+    clip_ratio_low=0.1, clip_ratio_high=0.3, clip_ratio_c=3.0, loss_agg_mode="seq-mean-token-mean", kl_coef=0.001, entropy_coeff=0.01,
     temperature=0.8, top_p=0.95, top_k=50, verl_gpu_memory_utilization=0.7, reward_fn="lenient",
     overlong_penalty=True, overlong_buffer_len=1024, overlong_penalty_factor=0.5, total_steps=3440, val_every=25,
     save_every=100, val_samples_per_prompt=16, val_temperature=0.6, val_top_p=0.95, val_max_prompts=10, seed=7,
@@ -109,7 +109,7 @@ def test_mini_batch_must_split_evenly_over_gpus(nnodes, gpus, ok):
 def test_hydra_values_and_argv():
     assert hydra_value(True) == "True" and hydra_value(1e-6) == "1e-06" and hydra_value(10.0) == "10.0"
     assert hydra_value(["console", "tensorboard"]) == "[console,tensorboard]"
-    assert hydra_value([0.9, 0.999]) == "[0.9,0.999]"
+    assert hydra_value([0.9, 0.999]) == "[0.9,0.999]" and hydra_value({"eps": 1e-8}) == "{eps:1e-08}"
     argv = command_lines({"a.b": 1, "+c": "x"})
     assert argv == ["python", "-m", "verl.trainer.main_ppo", "a.b=1", "+c=x"]
 
