@@ -221,14 +221,15 @@ def render_script(argv: list[str], env: dict[str, str], notes: list[str], after:
     return "\n".join(lines) + "\n"
 
 
-def after_run_commands(output_dir: str, step: int) -> list[str]:
+def after_run_commands(output_dir: str, step: int, model: str = "") -> list[str]:
     """Checkpoint of ``step`` -> Hugging Face folder (verl's model merger) -> the paper's evaluation."""
     out = Path(output_dir).resolve()
+    compare = "paper-nemotron" if "nemotron" in model.lower() else "paper-deepseek"
     hf = f"{out}/hf/global_step_{step}"
     return [f"python -m verl.model_merger merge --backend fsdp --local_dir {out}/checkpoints/global_step_{step}/actor "
             f"--target_dir {hf}",
             f"python -m justrl_lite.evaluate --model {hf} --engine vllm --out {out}/eval/global_step_{step} "
-            "--compare paper-deepseek",
+            f"--compare {compare}",
             f"python -m justrl_lite.plots {out}/tensorboard --out {out}/figures --label verl"]
 
 
@@ -303,7 +304,8 @@ def run(cfg: JustRLConfig, *, nnodes: int, gpus_per_node: int, dry_run: bool) ->
     overrides = verl_overrides(cfg, nnodes=nnodes, gpus_per_node=gpus_per_node, train_file=train_file,
                                val_file=val_file)
     argv, env, notes = command_lines(overrides), launch_env(cfg.output_dir), known_differences(cfg)
-    script = render_script(argv, env, notes, after_run_commands(cfg.output_dir, cfg.total_steps))
+    script = render_script(argv, env, notes, after_run_commands(cfg.output_dir, cfg.total_steps,
+                                                                        cfg.model_name_or_path))
     out.mkdir(parents=True, exist_ok=True)
     (out / "verl_command.sh").write_text(script)
     print(script)
@@ -314,9 +316,9 @@ def run(cfg: JustRLConfig, *, nnodes: int, gpus_per_node: int, dry_run: bool) ->
     import os
 
     if importlib.util.find_spec("verl") is None:
-        raise ConfigError(f"verl is not installed in {sys.executable}; create its environment with "
-                          f"`make venv-verl` (verl=={VERL_VERSION}) and run with .venv-verl/bin/python, "
-                          "or pass --dry-run to only write the command")
+        raise ConfigError(f"verl is not installed in {sys.executable}: on GPU nodes `pip install "
+                          f"\"verl[vllm]=={VERL_VERSION}\"` beside this package (docs/multi_gpu.md); on a CPU machine "
+                          "`make venv-verl` builds .venv-verl to check commands; --dry-run only writes the command")
 
     argv[0] = sys.executable
     return stream(argv, {**os.environ, **env}, out / "verl_console.log")

@@ -35,6 +35,7 @@ from justrl_lite.verl_engine import (  # noqa: E402
     command_lines,
     verl_overrides,
 )
+from justrl_lite.verl_reward import compute_score  # noqa: E402
 
 DAPO_FILE = "DAPO-Math-17k_dedup17917_from_MasterVito-SvS.parquet"
 
@@ -160,3 +161,47 @@ def test_verl_clipped_policy_loss_equals_ours_with_dual_clip_and_token_mean():
     micro = [agg_loss(per_token[i:i + 5], mask[i:i + 5], "token-mean", batch_num_tokens=n_tokens)
              for i in range(0, B, 5)]
     torch.testing.assert_close(sum(micro), (per_token * mask).sum() / n_tokens)
+
+
+def test_verl_dapo_reward_manager_scores_decoded_responses_with_our_reward():
+    """Our reward inside verl's own DAPO reward manager: decoding, +1/-1, and verl's overlong penalty on top."""
+    import asyncio
+
+    from transformers import AutoTokenizer
+    from verl import DataProto
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(__file__).resolve().parents[1] / "data" / "toy" / "base")
+    max_resp_len, buffer = 30, 10  # responses longer than 20 tokens are penalised
+    config = OmegaConf.create({"reward": {
+        "custom_reward_function": {"path": REWARD_FUNCTION_PATH, "name": "compute_score",
+                                   "reward_kwargs": {"verifier": "dapo"}},
+        "reward_manager": {"source": "register", "name": "dapo"},
+        "reward_kwargs": {"max_resp_len": max_resp_len,
+                          "overlong_buffer_cfg": {"enable": True, "len": buffer, "penalty_factor": 1.0, "log": True}},
+    }})
+    manager = load_reward_manager(config, tokenizer)
+    prompt = tokenizer("What is 6 - 1?")["input_ids"]
+    cases = [("So 6 - 1 = 5. \\boxed{5}", "5", {"split": "train"}),
+             ("So 6 - 1 = 5. \\boxed{5.0}", "5", {"split": "train"}),
+             ("So 6 - 1 = 5. \\boxed{5.0}", "5", {"split": "test"}),
+             ("So 6 - 1 = 5. 5 - 0 = 5. Done. \\boxed{5}", "5", {"split": "train"})]  # 24 tokens: penalised
+    penalties = []
+    for text, truth, extra_info in cases:
+        response = tokenizer(text)["input_ids"]
+        pad = max_resp_len - len(response)
+        batch = {"prompts": torch.tensor([prompt]), "responses": torch.tensor([response + [0] * pad]),
+                 "attention_mask": torch.tensor([[1] * (len(prompt) + len(response)) + [0] * pad])}
+        data = DataProto.from_dict(tensors=batch, non_tensors={
+            "data_source": np.array(["math_dapo"], dtype=object),
+            "reward_model": np.array([{"ground_truth": truth}], dtype=object),
+            "extra_info": np.array([extra_info], dtype=object)})
+        result = asyncio.get_event_loop().run_until_complete(manager.run_single(data))
+        ours = compute_score("math_dapo", tokenizer.decode(response, skip_special_tokens=True), truth, extra_info)
+        # verl's overlong penalty: min(-(L - (max_resp_len - buffer)) / buffer, 0)
+        penalty = min(-(len(response) - (max_resp_len - buffer)) / buffer, 0.0)
+        penalties.append(penalty)
+        assert result["reward_score"] == pytest.approx(ours["score"] + penalty)
+        assert result["reward_extra_info"]["acc"] == ours["acc"]
+    assert [compute_score("m", t, g, e)["acc"] for t, g, e in cases] == [1.0, 0.0, 1.0, 1.0]
+    assert penalties[:3] == [0.0, 0.0, 0.0] and penalties[3] < 0

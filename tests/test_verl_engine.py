@@ -137,7 +137,8 @@ def test_dry_run_writes_script_and_verl_parquet(tmp_path, capsys):
     assert "python -m verl.trainer.main_ppo \\" in lines
     assert "    data.train_batch_size=16 \\" in lines  # one override per line
     assert "    trainer.nnodes=1 \\" in lines and "    trainer.n_gpus_per_node=8" in lines
-    assert any("verl.model_merger merge --backend fsdp" in line for line in lines)
+    assert any("verl.model_merger merge --backend fsdp" in line and "global_step_100/actor" in line for line in lines)
+    assert any("justrl_lite.evaluate --model" in line and "--compare paper-deepseek" in line for line in lines)
     assert any("micro_batch_weighting" in line for line in lines)
     assert f"export TENSORBOARD_DIR={out.resolve()}/tensorboard" in lines
 
