@@ -69,6 +69,18 @@ def test_verl_composes_the_paper_4x8_command_with_the_authors_values(tmp_path):
     assert lookup(composed, "actor_rollout_ref.actor.optim.betas") == [0.9, 0.999]
     assert lookup(composed, "algorithm.norm_adv_by_std_in_grpo") is True
 
+    # verl's own optimizer factory, fed the composed actor optimizer config, builds the recipe's AdamW
+    from verl.utils.config import omega_conf_to_dataclass
+    from verl.workers.config.optimizer import build_optimizer
+
+    optim_config = omega_conf_to_dataclass(OmegaConf.create(lookup(composed, "actor_rollout_ref.actor.optim")))
+    optimizer = build_optimizer(torch.nn.Linear(2, 2).parameters(), optim_config)
+    group = optimizer.param_groups[0]
+    assert type(optimizer) is torch.optim.AdamW
+    assert (group["lr"], group["weight_decay"], tuple(group["betas"]), group["eps"]) == (
+        cfg.lr, cfg.weight_decay, cfg.adam_betas, cfg.adam_eps)
+    assert optim_config.clip_grad == cfg.grad_clip and optim_config.lr_warmup_steps == cfg.lr_warmup_steps
+
 
 def dapo_responses(rows, rng: random.Random) -> list[tuple[str, str]]:
     """(response, ground truth) pairs that exercise every branch of the strict box rule."""
