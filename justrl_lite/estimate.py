@@ -8,26 +8,27 @@ Model shape (``ModelShape``; h = hidden, L = layers, d = head_dim, g = KV heads,
     P = V*h + L*P_layer + h + (0 if tied else V*h)             # embeddings, layers, final norm, lm_head
 DeepSeek-R1-Distill-Qwen-1.5B (h 1536, L 28, 12 heads, g 2, d 128, I 8960, V 151,936, untied): P = 1,777,088,000.
 
-Memory per GPU, in bytes (T = ``micro_batch_max_tokens``, the per-GPU token budget of one micro-batch):
-  1. fp32 master weights 4P, fp32 gradients 4P, AdamW moments 8P (the precision policy of ``policy.py``:
-     fp32 master parameters, bf16 compute). With N > 1 GPUs all three are sharded 1/N (FSDP, as verl does).
-  2. bf16 compute copy of the weights: 2P on one GPU (autocast's cast cache); with N > 1, FSDP gathers bf16
-     parameters one unit at a time: 2*(V*h*(2 if untied else 1) + P_layer) (the root unit and one layer).
-     None for float32 configs.
-  3. activations under gradient checkpointing: each layer keeps its input, L*T*h*4 (the residual stream stays
-     fp32 under autocast with fp32 parameters); the layer being recomputed holds its saved tensors and their
-     gradients, 2 * T*w with w = (18h + 3g*d + 4I) * c bytes per token (c = 2 for bf16 compute, 4 for fp32):
-     norms in/out in fp32, q/k/v and rotated q/k, attention out, o_proj in; gate, up, silu(gate), their
-     product (about 10% above what transformers' Qwen2 layer saves under bf16 autocast: tests/test_estimate.py).
-     Without checkpointing all layers keep theirs: (L + 1)*T*w. Attention is flash/SDPA (no T x T scores).
+Memory per GPU, in bytes, in the two phases of a step (T = ``micro_batch_max_tokens``, M = GPU memory):
+  1. fp32 master weights 4P and AdamW moments 8P (``policy.py``: fp32 master parameters, bf16 compute): resident
+     in both phases. fp32 gradients 4P: training phase only (``zero_grad(set_to_none=True)`` frees them before
+     vLLM wakes). With N > 1 GPUs all three are sharded 1/N (FSDP, as verl does).
+  2. bf16 compute copy of the weights (none for float32): 2P on one GPU (autocast's cast cache); with N > 1,
+     FSDP gathers them one unit at a time: 2*(V*h*(2 if untied else 1) + P_layer) (the root unit, one layer).
+  3. activations under gradient checkpointing: every layer's input, L*T*h*4 (the residual stream stays fp32
+     under autocast with fp32 parameters), plus the recomputed layer's saved tensors and their gradients, 2*T*w,
+     w = (18h + 3g*d + 4I)*c bytes per token (c = 2 in bf16, 4 in fp32: norms in/out in fp32, q/k/v, rotated q/k,
+     attention out, o_proj in, gate, up, silu(gate), their product; about 10% above what transformers' Qwen2
+     layer saves: tests/test_estimate.py). Without checkpointing (L + 1)*T*w. Flash/SDPA: no T x T scores.
   4. final hidden states and their gradient, T*h*8, and the log-prob chunk: C*V*4*3 (fp32 logits,
      log-softmax and its gradient for C = ``logprob_chunk_tokens`` tokens; ``logprobs.py`` never holds more).
-  5. a fixed reserve (CUDA context, NCCL buffers, allocator fragmentation).
-  6. vLLM (``rollout_engine = vllm``, colocated in the same GPU, not put to sleep during training): it takes
-     u*M (u = ``rollout_gpu_memory_utilization``): bf16 weights 2P, the rest KV cache of
-     2*L*g*d*2 bytes per token (K and V, bf16). Training gets the other (1 - u)*M.
-  Fits iff 1-5 <= (1 - u)*M and the KV cache holds one full sequence (prompt + response caps).
-  LoRA is not modelled (full fine-tuning is an upper bound).
+  5. a fixed reserve in both phases (CUDA context, NCCL buffers, allocator fragmentation).
+  6. vLLM (``rollout_engine = vllm``, colocated): awake, u*M (u = ``rollout_gpu_memory_utilization``): bf16
+     weights 2P, the rest KV cache of 2*L*g*d*2 bytes per token (K, V in bf16). Asleep (level 1, CUDA only:
+     weights to CPU RAM, KV cache freed; vLLM docs, "Sleep Mode"), its CUDA graphs: ``vllm_asleep_gb``.
+  rollout phase  (vLLM awake, sampling)             = u*M + (4P + 8P)/N + reserve
+  training phase (vLLM asleep: old log-probs, update) = (4P + 4P + 8P)/N + 2-5 + ``vllm_asleep_gb``
+  Fits iff both are <= M and the KV cache, u*M - 2P, holds one full sequence (prompt + response caps).
+  Assumed: PyTorch's cache hands back training's freed blocks before vLLM wakes. LoRA is not modelled.
 
 Time (s = mean sequence tokens = f*(prompt cap + response cap), f = ``mean_length_fraction``):
   tokens per step  = prompts_per_step * rollouts_per_prompt * s
@@ -36,17 +37,20 @@ Time (s = mean sequence tokens = f*(prompt cap + response cap), f = ``mean_lengt
   rollout time     = responses * f*response cap / (N * decode tokens/s per GPU)
   validation time  = val prompts * val samples * f*val cap / (N * decode), run at step 0 and every val_every steps
 The attention term of the FLOPs (about 4*L*h*s/2 per token forward) is left out: MFU absorbs it.
-The MFU, decode throughput, mean length and reserve are assumptions, not measurements: no GPU run of this
-package has measured them yet (``benchmarks/gpu_step.py`` is meant to).
+The MFU, decode throughput, mean length, reserve and vLLM's asleep share are assumptions, not measurements:
+no GPU run of this package has measured them yet (``benchmarks/gpu_step.py`` is meant to).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from justrl_lite.config import JustRLConfig, resolve_path
 
 GB = 1e9
+VLLM_ROW = "vLLM: weights + KV cache awake; CUDA graphs asleep (assumption)"
 PAPER_HARDWARE = (32, 80.0)
 """The authors' run: 32 A800-80GB GPUs (4 nodes x 8), about 15 days per model."""
 
@@ -109,8 +113,6 @@ def shape_from_config(config) -> ModelShape:
 
 def model_shape(model_name_or_path: str) -> tuple[ModelShape, str]:
     """The shape and its source: the config (local folder or hub cache; no network), else ``KNOWN_SHAPES``."""
-    import logging
-
     from transformers import AutoConfig
 
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
@@ -140,95 +142,99 @@ class Assumptions:
     """Mean prompt/response length as a share of its cap (the paper: ~8k of 15,360 at the start, 4-5k later)."""
     reserve_gb: float = 2.0
     """CUDA context, NCCL buffers and allocator fragmentation per GPU (none on a CPU)."""
+    vllm_asleep_gb: float = 1.0
+    """What vLLM keeps on the GPU asleep (level 1 frees only its weights and KV cache): captured CUDA graphs and
+    buffers outside its sleep pool. Users report about 1 GB per GPU for 30B models on 4 GPUs (vllm#32714)."""
     logprob_chunk_tokens: int = 1024
     """Tokens per lm_head + log-softmax chunk in ``logprobs.py`` (a config field of that name wins)."""
 
 
-def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, a: Assumptions) -> dict[str, float]:
-    """Training bytes per GPU by item (items 1-5 of the module docstring)."""
-    P, h, T, V = shape.parameters, shape.hidden, cfg.micro_batch_max_tokens, shape.vocab
+def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: float,
+                a: Assumptions) -> dict[str, tuple[float, float]]:
+    """Bytes per GPU by item (items 1-6 of the module docstring): (rollout phase, training phase)."""
+    P, h, T, V, N = shape.parameters, shape.hidden, cfg.micro_batch_max_tokens, shape.vocab, gpus
     c = 4 if cfg.dtype == "float32" else 2
     chunk = min(T, getattr(cfg, "logprob_chunk_tokens", a.logprob_chunk_tokens))
     # w: bytes per token one decoder layer saves for backward
     w = (18 * h + 3 * shape.kv_heads * shape.head_dim + 4 * shape.intermediate) * c
-    if cfg.gradient_checkpointing:
-        # every layer's fp32 input, L*T*h*4, plus one layer's saved tensors and their gradients, 2*T*w
-        activations = shape.layers * T * h * 4 + 2 * T * w
-    else:
-        # every layer's saved tensors, plus the gradients of the one in backward
-        activations = (shape.layers + 1) * T * w
-    if cfg.dtype == "float32":
-        compute_copy = 0
-    elif gpus == 1:
-        compute_copy = 2 * P
-    else:
-        compute_copy = 2 * (shape.embedding_parameters * (1 if shape.tied else 2) + shape.layer_parameters)
-    return {
-        "fp32 master weights (4P/N)": 4 * P / gpus,
-        "fp32 gradients (4P/N)": 4 * P / gpus,
-        "AdamW moments (8P/N)": 8 * P / gpus,
-        f"{cfg.dtype} compute copy of weights" if compute_copy else "compute copy of weights (none)": compute_copy,
-        "activations (checkpointed)" if cfg.gradient_checkpointing else "activations (no checkpointing)": activations,
+    # checkpointed: every layer's fp32 input, L*T*h*4, plus one layer's saved tensors and their gradients, 2*T*w;
+    # otherwise every layer's saved tensors, plus the gradients of the one in backward, (L + 1)*T*w
+    activations = shape.layers * T * h * 4 + 2 * T * w if cfg.gradient_checkpointing else (shape.layers + 1) * T * w
+    # bf16 copy: 2P (autocast cache) on one GPU; FSDP: the root unit (embeddings, lm_head) and one layer at a time
+    root = shape.embedding_parameters * (1 if shape.tied else 2)
+    compute_copy = 0 if cfg.dtype == "float32" else 2 * P if N == 1 else 2 * (root + shape.layer_parameters)
+    cuda, vllm = cfg.device == "cuda", cfg.rollout_engine == "vllm"
+    reserve, share = a.reserve_gb * GB if cuda else 0.0, cfg.rollout_gpu_memory_utilization * gpu_memory_gb * GB
+    # vLLM awake: u*M; asleep (CUDA only; on CPU it has no sleep mode): what stays outside its sleep pool
+    rows = {VLLM_ROW: (share, a.vllm_asleep_gb * GB if cuda else share)} if vllm else {}
+    return rows | {
+        "fp32 master weights (4P/N)": (4 * P / N, 4 * P / N),
+        "fp32 gradients (4P/N)": (0.0, 4 * P / N),
+        "AdamW moments (8P/N)": (8 * P / N, 8 * P / N),
+        f"{cfg.dtype} compute copy of weights" if compute_copy else "compute copy of weights (none)": (0.0, compute_copy),
+        "activations (checkpointed)" if cfg.gradient_checkpointing else "activations (no checkpointing)":
+            (0.0, activations),
         # final hidden states + their fp32 gradient, T*h*8; fp32 logits, log-softmax, gradient of one chunk, C*V*4*3
-        f"final hidden + log-prob chunk ({chunk} tokens)": T * h * 8 + chunk * V * 4 * 3,
-        "reserve (assumption)": a.reserve_gb * GB if cfg.device == "cuda" else 0.0,
+        f"final hidden + log-prob chunk ({chunk} tokens)": (0.0, T * h * 8 + chunk * V * 4 * 3),
+        "reserve (assumption)": (reserve, reserve),
     }
 
 
 @dataclass
 class MemoryEstimate:
-    rows: dict[str, float]
-    training: float
-    training_budget: float
+    rows: dict[str, tuple[float, float]]
+    """Bytes per GPU by item: (rollout phase, vLLM awake; training phase, vLLM asleep)."""
+    gpu_memory: float
     vllm_share: float
-    vllm_weights: float
     kv_tokens: int
     sequence_tokens: int
+    rollout: float = field(init=False)
+    training: float = field(init=False)
+
+    def __post_init__(self) -> None:  # each phase's total: the sum of its column
+        self.rollout, self.training = (sum(col) for col in zip(*self.rows.values()))
 
     @property
     def fits(self) -> bool:
-        return self.training <= self.training_budget and self.kv_tokens >= self.sequence_tokens
+        return max(self.rollout, self.training) <= self.gpu_memory and self.kv_tokens >= self.sequence_tokens
 
 
 def memory_estimate(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: float,
                     a: Assumptions = Assumptions()) -> MemoryEstimate:
-    rows = memory_rows(cfg, shape, gpus, a)
-    M = gpu_memory_gb * GB
-    seq = cfg.max_prompt_length + cfg.max_response_length
-    if cfg.rollout_engine == "vllm":
-        share = cfg.rollout_gpu_memory_utilization * M
-        weights = 2 * shape.parameters
-        # KV tokens = (u*M - 2P) / (2 * L * g * d * 2 bytes)
-        kv_tokens = max(0, int((share - weights) // shape.kv_bytes_per_token(2)))
-    else:  # transformers generate inside the training process: its KV cache is not modelled
-        share, weights, kv_tokens = 0.0, 0.0, seq
-    return MemoryEstimate(rows, sum(rows.values()), M - share, share, weights, kv_tokens, seq)
+    rows, seq = memory_rows(cfg, shape, gpus, gpu_memory_gb, a), cfg.max_prompt_length + cfg.max_response_length
+    share = rows[VLLM_ROW][0] if VLLM_ROW in rows else 0.0
+    # KV tokens = (u*M - 2P) / (2 * L * g * d * 2 bytes); transformers generate: its KV cache is not modelled
+    kv_tokens = max(0, int((share - 2 * shape.parameters) // shape.kv_bytes_per_token(2))) if share else seq
+    return MemoryEstimate(rows, gpu_memory_gb * GB, share, kv_tokens, seq)
 
 
 def advice(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: float, a: Assumptions) -> list[str]:
-    """Which single change makes a config that does not fit fit (empty when it fits)."""
+    """Why a config does not fit, and which single change makes it fit (empty when it fits)."""
     m = memory_estimate(cfg, shape, gpus, gpu_memory_gb, a)
     if m.fits:
         return []
-    tips = []
-    if m.kv_tokens < m.sequence_tokens:
-        tips.append(f"the vLLM share holds {m.kv_tokens:,} KV tokens, less than one sequence ({m.sequence_tokens:,}): "
+    fits = lambda c, n=gpus: memory_estimate(c, shape, n, gpu_memory_gb, a).fits  # noqa: E731
+    tips, seq, M = [], m.sequence_tokens, _gb(m.gpu_memory)
+    if m.kv_tokens < seq:
+        tips.append(f"the vLLM share holds {m.kv_tokens:,} KV tokens, less than one sequence ({seq:,}): "
                     f"raise `rollout_gpu_memory_utilization` or lower `max_response_length`")
-    seq = m.sequence_tokens
-    for tokens in range(cfg.micro_batch_max_tokens - 1024, seq - 1, -1024):
-        if memory_estimate(cfg.replace(micro_batch_max_tokens=tokens), shape, gpus, gpu_memory_gb, a).fits:
-            tips.append(f"set `micro_batch_max_tokens={tokens}` (activations scale with it; >= one sequence, {seq:,})")
-            break
-    if cfg.rollout_engine == "vllm":
-        for u in (x / 100 for x in range(round(cfg.rollout_gpu_memory_utilization * 100) - 5, 4, -5)):
-            if memory_estimate(cfg.replace(rollout_gpu_memory_utilization=u), shape, gpus, gpu_memory_gb, a).fits:
-                tips.append(f"or set `rollout_gpu_memory_utilization={u:.2f}` (a smaller KV cache for vLLM)")
-                break
-    more = next((n for n in (2, 4, 8, 16, 32, 64) if n > gpus
-                 and memory_estimate(cfg, shape, n, gpu_memory_gb, a).fits), None)
-    if more:
-        tips.append(f"or use `--gpus {more}` (FSDP shards the fp32 weights, gradients and AdamW state)")
-    return tips or ["no single change found: use fewer response tokens, LoRA, or GPUs with more memory"]
+    if m.rollout > m.gpu_memory:
+        tips.append(f"rollouts: vLLM's share {_gb(m.vllm_share)} + what training keeps resident beside it "
+                    f"{_gb(m.rollout - m.vllm_share)} (fp32 master weights and AdamW moments, reserve) = "
+                    f"{_gb(m.rollout)} > {M}")
+    if m.training > m.gpu_memory:
+        tips.append(f"training (vLLM asleep): {_gb(m.training)} > {M}")
+    tokens = next((t for t in range(cfg.micro_batch_max_tokens - 1024, seq - 1, -1024)
+                   if fits(cfg.replace(micro_batch_max_tokens=t))), None)
+    u = next((x / 100 for x in range(round(cfg.rollout_gpu_memory_utilization * 100) - 5, 4, -5)
+              if VLLM_ROW in m.rows and fits(cfg.replace(rollout_gpu_memory_utilization=x / 100))), None)
+    more = next((n for n in (2, 4, 8, 16, 32, 64) if n > gpus and fits(cfg, n)), None)
+    fixes = [fix for ok, fix in (
+        (tokens, f"set `micro_batch_max_tokens={tokens}` (activations scale with it; >= one sequence, {seq:,})"),
+        (u, f"set `rollout_gpu_memory_utilization={u}` (a smaller KV cache beside training's resident state)"),
+        (more, f"use `--gpus {more}` (FSDP shards the fp32 weights, gradients and AdamW moments)")) if ok]
+    fixes = fixes or ["no single change found: use fewer response tokens, LoRA, or GPUs with more memory"]
+    return tips + [("or " if i else "") + fix for i, fix in enumerate(fixes)]
 
 
 @dataclass
@@ -249,8 +255,6 @@ class TimeEstimate:
 
 def val_prompts(cfg: JustRLConfig) -> int | None:
     """Held-out prompts per validation: benchmark sizes from ``data.BENCHMARKS``, JSONL lines; None if unknown."""
-    from pathlib import Path
-
     from justrl_lite.data import find_benchmark
 
     total = 0
@@ -292,20 +296,18 @@ def _duration(s: float) -> str:
 def estimate_table(cfg: JustRLConfig, gpus: int, gpu_memory_gb: float, a: Assumptions = Assumptions(),
                    shape: ModelShape | None = None) -> str:
     """The markdown report ``full_run --dry-run`` prints."""
-    source = "given"
-    if shape is None:
-        shape, source = model_shape(cfg.model_name_or_path)
+    shape, source = (shape, "given") if shape else model_shape(cfg.model_name_or_path)
     m, t = memory_estimate(cfg, shape, gpus, gpu_memory_gb, a), time_estimate(cfg, shape, gpus, a)
     lines = [f"Model: {shape.parameters:,} parameters (shape: {source}). Hardware: {gpus} x "
              f"{gpu_memory_gb:g} GB GPUs. Formulas: `justrl_lite/estimate.py`.", "",
-             "| per GPU | memory |", "|---|---|"]
-    lines += [f"| {name} | {_gb(v)} |" for name, v in m.rows.items()]
-    lines.append(f"| **training total** | **{_gb(m.training)}** of {_gb(m.training_budget)} |")
+             "| per GPU | rollout (vLLM awake) | training (vLLM asleep) |", "|---|---|---|"]
+    lines += [f"| {name} | {_gb(r) if r else '-'} | {_gb(tr) if tr else '-'} |" for name, (r, tr) in m.rows.items()]
+    lines.append(f"| **total** of {_gb(m.gpu_memory)} | **{_gb(m.rollout)}** | **{_gb(m.training)}** |")
     if cfg.rollout_engine == "vllm":
-        lines.append(f"| vLLM share ({cfg.rollout_gpu_memory_utilization:g} x {gpu_memory_gb:g} GB): bf16 weights "
-                     f"{_gb(m.vllm_weights)}, KV cache {m.kv_tokens:,} tokens "
-                     f"({shape.kv_bytes_per_token(2):,} B/token; {m.kv_tokens // m.sequence_tokens} full sequences) "
-                     f"| {_gb(m.vllm_share)} |")
+        lines += ["", f"vLLM's share ({cfg.rollout_gpu_memory_utilization:g} x {gpu_memory_gb:g} GB = "
+                  f"{_gb(m.vllm_share)}): bf16 weights {_gb(2 * shape.parameters)}, KV cache {m.kv_tokens:,} tokens "
+                  f"({shape.kv_bytes_per_token(2):,} B/token): {m.kv_tokens // m.sequence_tokens} full sequences of "
+                  f"{m.sequence_tokens:,} tokens."]
     verdict = "FITS" if m.fits else "DOES NOT FIT"
     lines += ["", f"**{verdict}** on {gpus} x {gpu_memory_gb:g} GB."] + [f"- {tip}" for tip in
                                                                          advice(cfg, shape, gpus, gpu_memory_gb, a)]
@@ -327,23 +329,22 @@ README_ROWS: tuple[tuple[str, int], ...] = (("paper", 32), ("paper", 1), ("one_g
 
 def hardware_table(rows: tuple[tuple[str, int], ...] = README_ROWS, gpu_memory_gb: float = PAPER_HARDWARE[1],
                    a: Assumptions = Assumptions()) -> str:
-    """Markdown table per (preset, GPUs): training memory per GPU, fits, time per step and per run, the command."""
+    """Markdown table per (preset, GPUs): memory per GPU in each phase, fits, time per step and run, the command."""
     from justrl_lite.config import PRESETS
 
-    out = ["| preset | what it is for | GPUs | training memory per GPU | time per step | whole run | command |",
+    out = ["| preset | what it is for | GPUs | memory per GPU: rollout / training | time per step | whole run | command |",
            "|---|---|---|---|---|---|---|"]
     for name, gpus in rows:
         cfg = JustRLConfig.preset(name)
         shape = model_shape(cfg.model_name_or_path)[0]
         m, t = memory_estimate(cfg, shape, gpus, gpu_memory_gb, a), time_estimate(cfg, shape, gpus, a)
-        command = f"`python -m justrl_lite.full_run --preset {name} --dry-run --gpus {gpus}`"
+        command = f"`python -m justrl_lite.full_run --preset {name} --dry-run{f' --gpus {gpus}' * (cfg.device == 'cuda')}`"
         if cfg.device == "cpu":  # the GPU time assumptions do not apply; its time is measured (README)
-            command = f"`python -m justrl_lite.full_run --preset {name} --dry-run`"
             out.append(f"| `{name}` | {PRESETS[name]} | none (CPU) | {_gb(m.training)} of RAM (tensors) | measured: "
                        f"`data/tiny_run` | measured: `data/tiny_run` ({cfg.total_steps:,} steps) | {command} |")
             continue
         fits = "fits" if m.fits else "**does not fit**"
-        out.append(f"| `{name}` | {PRESETS[name]} | {gpus} x {gpu_memory_gb:g} GB | {_gb(m.training)} of "
-                   f"{_gb(m.training_budget)}: {fits} | {_duration(t.step_s)} | {_duration(t.total_s)} "
+        out.append(f"| `{name}` | {PRESETS[name]} | {gpus} x {gpu_memory_gb:g} GB | {_gb(m.rollout)} / "
+                   f"{_gb(m.training)}: {fits} | {_duration(t.step_s)} | {_duration(t.total_s)} "
                    f"({cfg.total_steps:,} steps, {t.gpu_hours:,.0f} GPU-hours) | {command} |")
     return "\n".join(out)

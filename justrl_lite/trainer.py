@@ -307,6 +307,7 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
                 optimizer.zero_grad(set_to_none=True)
             grad_norms.append(float(grad_norm))
             totals["pg_loss"] += mini_loss
+    optimizer.zero_grad(set_to_none=True)  # free the gradients before vLLM wakes (estimate.py, rollout phase)
     n_updates = max(1, len(grad_norms))
     tokens = max(1.0, totals["tokens"])
     return {

@@ -93,32 +93,57 @@ LAYER = 46_797_824  # per_layer above
 KV_PER_TOKEN = 2 * 28 * 2 * 128 * 2  # K and V, 28 layers, 2 KV heads of 128, bf16
 
 
+def flat(rows: dict[str, tuple[float, float]]) -> list[float]:
+    return [x for pair in rows.values() for x in pair]
+
+
 def test_memory_of_the_paper_preset_on_one_gpu_by_hand():
     cfg = JustRLConfig.paper()
     m = memory_estimate(cfg, KNOWN_SHAPES[DEEPSEEK], 1, 80)
     T, h = 32768, 1536
     w = (18 * 1536 + 3 * 256 + 4 * 8960) * 2  # bytes one layer saves per token (bf16)
-    want = {
-        "master": 4 * P, "grads": 4 * P, "adam": 8 * P, "copy": 2 * P,
-        "activations": 28 * T * h * 4 + 2 * T * w,
-        "chunk": T * h * 8 + 1024 * 151936 * 4 * 3,
-        "reserve": 2 * GB,
+    want = {  # (rollout phase: vLLM awake, training phase: vLLM asleep)
+        "vLLM": (0.85 * 80 * GB, 1 * GB),  # its share u*M; asleep, its CUDA graphs (assumed 1 GB)
+        "master": (4 * P, 4 * P), "grads": (0, 4 * P), "adam": (8 * P, 8 * P), "copy": (0, 2 * P),
+        "activations": (0, 28 * T * h * 4 + 2 * T * w),
+        "chunk": (0, T * h * 8 + 1024 * 151936 * 4 * 3),
+        "reserve": (2 * GB, 2 * GB),
     }
-    assert list(m.rows.values()) == pytest.approx(list(want.values()))
-    assert m.training == pytest.approx(sum(want.values()))
-    assert m.training_budget == pytest.approx(0.6 * 80 * GB)
+    assert flat(m.rows) == pytest.approx(flat(want))
+    assert m.rollout == pytest.approx(68 * GB + 12 * P + 2 * GB)  # 91.3 GB: vLLM's 0.85 beside the fp32 state
+    assert m.training == pytest.approx(sum(t for _, t in want.values()))  # 51.3 GB
     assert KNOWN_SHAPES[DEEPSEEK].kv_bytes_per_token() == KV_PER_TOKEN == 28_672
-    assert m.kv_tokens == int((0.4 * 80 * GB - 2 * P) // KV_PER_TOKEN)
-    assert not m.fits  # 50.3 GB of a 48 GB budget
+    assert m.kv_tokens == int((0.85 * 80 * GB - 2 * P) // KV_PER_TOKEN)
+    assert m.training <= 80 * GB < m.rollout and not m.fits
+
+
+def test_both_phases_on_random_hardware_and_budgets():
+    """rollout = u*M + 12P/N + reserve; training = 16P/N + copy + activations + chunk + reserve + vLLM asleep."""
+    seed, shape = random.randrange(10**6), KNOWN_SHAPES[DEEPSEEK]
+    rng = random.Random(seed)
+    a = Assumptions(reserve_gb=rng.uniform(0, 4), vllm_asleep_gb=rng.uniform(0, 3))
+    for _ in range(20):
+        n, M, u = rng.choice([1, 2, 4, 8, 32]), rng.choice([24, 40, 80, 141]), rng.randint(5, 95) / 100
+        T = rng.choice([16384, 20480, 32768])
+        cfg = JustRLConfig.paper().replace(rollout_gpu_memory_utilization=u, micro_batch_max_tokens=T)
+        m = memory_estimate(cfg, shape, n, M, a)
+        copy = 2 * P if n == 1 else 2 * (2 * 151936 * 1536 + LAYER)
+        act = 28 * T * 1536 * 4 + 2 * T * (18 * 1536 + 3 * 256 + 4 * 8960) * 2
+        rollout = u * M * GB + 12 * P / n + a.reserve_gb * GB
+        training = 16 * P / n + copy + act + T * 1536 * 8 + 1024 * 151936 * 12 + (a.reserve_gb + a.vllm_asleep_gb) * GB
+        kv = int((u * M * GB - 2 * P) // KV_PER_TOKEN) if u * M * GB > 2 * P else 0
+        assert (m.rollout, m.training) == pytest.approx((rollout, training)), (seed, n, M, u, T)
+        assert m.kv_tokens == kv and m.fits == (max(rollout, training) <= M * GB and kv >= 16384), seed
 
 
 def test_fsdp_shards_the_fp32_state_on_32_gpus():
     cfg = JustRLConfig.paper()
     one, many = (memory_estimate(cfg, KNOWN_SHAPES[DEEPSEEK], n, 80) for n in (1, 32))
-    rows1, rows32 = list(one.rows.values()), list(many.rows.values())
-    assert rows32[:3] == pytest.approx([r / 32 for r in rows1[:3]])
-    assert rows32[3] == 2 * (2 * 151936 * 1536 + LAYER)  # the gathered root unit and one layer, bf16
-    assert rows32[4:] == rows1[4:]  # activations are per GPU at the same token budget
+    for name in ("fp32 master weights (4P/N)", "fp32 gradients (4P/N)", "AdamW moments (8P/N)"):
+        assert many.rows[name] == pytest.approx(tuple(x / 32 for x in one.rows[name]))
+    assert many.rows["bfloat16 compute copy of weights"] == (0, 2 * (2 * 151936 * 1536 + LAYER))  # root + one layer
+    assert many.rows["activations (checkpointed)"] == one.rows["activations (checkpointed)"]  # per GPU, same budget
+    assert many.rollout == pytest.approx(68 * GB + 12 * P / 32 + 2 * GB)  # 70.7 GB: the state sharded beside vLLM
     assert many.fits
 
 
@@ -169,7 +194,7 @@ def memory_rows_w(shape: ModelShape) -> float:
     T = 4096
     cfg = JustRLConfig.paper().replace(micro_batch_max_tokens=T, max_response_length=2048, overlong_buffer_len=1024)
     rows = memory_estimate(cfg, shape, 1, 80).rows
-    return (rows["activations (checkpointed)"] - shape.layers * T * shape.hidden * 4) / (2 * T)
+    return (rows["activations (checkpointed)"][1] - shape.layers * T * shape.hidden * 4) / (2 * T)
 
 
 def test_checkpointing_and_float32_change_what_they_should():
@@ -177,22 +202,30 @@ def test_checkpointing_and_float32_change_what_they_should():
     cfg = JustRLConfig.paper().replace(gradient_checkpointing=False, dtype="float32")
     rows = memory_estimate(cfg, shape, 1, 80).rows
     w = (18 * 1536 + 3 * 256 + 4 * 8960) * 4
-    assert rows["activations (no checkpointing)"] == 29 * 32768 * w
-    assert rows["compute copy of weights (none)"] == 0
+    assert rows["activations (no checkpointing)"] == (0, 29 * 32768 * w)
+    assert rows["compute copy of weights (none)"] == (0, 0)
     hf = memory_estimate(JustRLConfig.paper().replace(rollout_engine="hf"), shape, 1, 80)
-    assert hf.training_budget == 80 * GB and hf.vllm_share == 0
+    assert hf.vllm_share == 0 and hf.rollout == pytest.approx(12 * P + 2 * GB)  # no vLLM in either phase
 
 
-def test_advice_names_a_change_that_fits():
-    cfg, shape = JustRLConfig.paper(), KNOWN_SHAPES[DEEPSEEK]
-    tips = advice(cfg, shape, 1, 80, Assumptions())
+def test_advice_says_which_phase_and_names_a_change_that_fits():
+    cfg, shape, a = JustRLConfig.paper(), KNOWN_SHAPES[DEEPSEEK], Assumptions()
+    tips = advice(cfg, shape, 1, 80, a)  # the paper on one GPU: rollouts overflow, training alone would fit
+    assert tips[0].startswith("rollouts: vLLM's share 68.0 GB + what training keeps resident beside it 23.3 GB")
+    assert not any(t.startswith("training") for t in tips)
+    assert "set `rollout_gpu_memory_utilization=0.7`" in tips[1]
+    assert memory_estimate(cfg.replace(rollout_gpu_memory_utilization=0.7), shape, 1, 80).fits
+    assert not memory_estimate(cfg.replace(rollout_gpu_memory_utilization=0.75), shape, 1, 80).fits
+    assert "or use `--gpus 4`" in tips[2] and not memory_estimate(cfg, shape, 2, 80).fits
+    small = cfg.replace(rollout_gpu_memory_utilization=0.4)  # a 48 GB GPU: training (51.3 GB) overflows instead
+    tips = advice(small, shape, 1, 48, a)
+    assert tips[0].startswith("training (vLLM asleep): 51.3 GB > 48.0 GB")
     tokens = int(next(t for t in tips if "micro_batch_max_tokens" in t).split("=")[1].split("`")[0])
-    assert memory_estimate(cfg.replace(micro_batch_max_tokens=tokens), shape, 1, 80).fits
-    assert not memory_estimate(cfg.replace(micro_batch_max_tokens=tokens + 1024), shape, 1, 80).fits
-    assert any("--gpus 2" in t for t in tips)
-    tiny_kv = advice(cfg.replace(rollout_gpu_memory_utilization=0.05), shape, 1, 80, Assumptions())
+    assert memory_estimate(small.replace(micro_batch_max_tokens=tokens), shape, 1, 48).fits
+    assert not memory_estimate(small.replace(micro_batch_max_tokens=tokens + 1024), shape, 1, 48).fits
+    tiny_kv = advice(cfg.replace(rollout_gpu_memory_utilization=0.05), shape, 1, 80, a)
     assert "less than one sequence" in tiny_kv[0]
-    assert advice(cfg, shape, 32, 80, Assumptions()) == []
+    assert advice(cfg, shape, 32, 80, a) == []
 
 
 # ---- time, by hand --------------------------------------------------------------------------------
@@ -224,9 +257,11 @@ def test_val_prompts_counts_benchmarks_and_jsonl_rows():
 def test_paper_fits_32_gpus_not_one_and_one_gpu_fits_one_with_a_step_of_minutes():
     shape = KNOWN_SHAPES[DEEPSEEK]
     paper, one = JustRLConfig.paper(), JustRLConfig.one_gpu()
-    assert not memory_estimate(paper, shape, 1, 80).fits
+    alone = memory_estimate(paper, shape, 1, 80)
+    assert not alone.fits and alone.training <= 80 * GB  # only the rollout phase overflows on one GPU
     assert memory_estimate(paper, shape, 32, 80).fits
-    assert memory_estimate(one, shape, 1, 80).fits
+    m = memory_estimate(one, shape, 1, 80)
+    assert m.fits and m.kv_tokens // m.sequence_tokens >= one.responses_per_step  # a whole step's responses at once
     t = time_estimate(one, shape, 1)
     assert 2 * 60 <= t.step_s <= 10 * 60, t.step_s
     assert t.total_s < 7 * 86400
@@ -236,10 +271,12 @@ def test_one_gpu_reasons_quote_the_estimator():
     from justrl_lite.config import ONE_GPU_REASONS
 
     one, shape = JustRLConfig.one_gpu(), KNOWN_SHAPES[DEEPSEEK]
-    m = memory_estimate(one, shape, 1, 80)
+    m, paper = memory_estimate(one, shape, 1, 80), memory_estimate(JustRLConfig.paper(), shape, 1, 80)
     why = ONE_GPU_REASONS["rollout_gpu_memory_utilization"]
-    assert f"about {round(m.training / GB)} GB" in why and f"vLLM keeps {round(m.vllm_share / GB)} GB" in why
-    assert f"{m.kv_tokens // m.sequence_tokens} full sequences" in why
+    assert f"training keeps {round((m.rollout - m.vllm_share) / GB)} GB resident" in why
+    assert f"0.85 would need {round(paper.rollout / GB)} GB of 80" in why
+    assert f"vLLM's {round(m.vllm_share / GB)} GB" in why and f"{round(m.rollout / GB)} GB in all" in why
+    assert f"{m.kv_tokens // m.sequence_tokens} full sequences" in why and f"all {one.responses_per_step} " in why
     assert f"{one.total_steps * one.prompts_per_step:,} prompts" in ONE_GPU_REASONS["total_steps"]
 
 
@@ -269,7 +306,7 @@ def test_dry_run_of_paper_defaults_to_32_gpus_and_flags_change_it():
     assert done.returncode == 0, done.stderr
     assert "**FITS** on 32 x 80 GB" in done.stdout
     done = dry_run("--gpus", "1", "--gpu-memory-gb", "80", "--mfu", "0.5", "--decode-tokens-per-s", "1000")
-    assert "**DOES NOT FIT** on 1 x 80 GB" in done.stdout and "`micro_batch_max_tokens=" in done.stdout
+    assert "**DOES NOT FIT** on 1 x 80 GB" in done.stdout and "`rollout_gpu_memory_utilization=0.7`" in done.stdout
     assert "MFU 0.5 of 312 TFLOP/s, 1,000 decode tokens/s" in done.stdout
 
 
