@@ -99,6 +99,7 @@ class VLLMRollout:
     def wake_up(self) -> None:
         """Bring back whatever still sleeps (``sync_weights`` wakes the engine itself)."""
         if self.asleep:
+            _release_cached_gpu_memory()
             self.llm.wake_up()
             self.asleep = False
 
@@ -111,6 +112,7 @@ class VLLMRollout:
         """
         weights = checked_weights(policy_weights(model), self.checkpoint_shapes)
         if self.asleep:
+            _release_cached_gpu_memory()  # what the update freed goes back to the device for vLLM to take
             self.llm.wake_up(tags=["weights"])  # weights first: the KV cache is not needed to load them
         try:
             self.llm.collective_rpc("reload_weights", kwargs={
@@ -252,3 +254,12 @@ def checkpoint_shapes(model_path: str) -> dict[str, tuple[int, ...]]:
                 shapes[name] = tuple(fh.get_slice(name).get_shape())
     return shapes
 
+
+def _release_cached_gpu_memory() -> None:
+    """Return the blocks PyTorch's caching allocator keeps after the update, before vLLM wakes and allocates.
+
+    vLLM's ``wake_up`` allocates its weights and KV cache through its own pool, which cannot use blocks PyTorch
+    still caches: without this the training phase's freed memory (~20 GB at 1.5B on one GPU) may stay held.
+    """
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
