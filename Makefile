@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean-venv toy-base benchmarks figures
+.PHONY: demo test lint venv clean-venv toy-base toy-frac-base benchmarks figures
 
 venv: $(STAMP)
 
@@ -31,6 +31,9 @@ test: $(STAMP)
 
 toy-base: $(STAMP)
 	$(BIN)/python -m justrl_lite.toy.make_base
+
+toy-frac-base: $(STAMP)
+	$(BIN)/python -m justrl_lite.toy.make_fractions_base
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/rollout_throughput.py
