@@ -272,3 +272,5 @@ def test_committed_base_is_a_modest_reasoner_whose_verifiers_disagree():
     assert m["disagreement"] >= 0.05, m
     assert m["strict_pass@8"] >= 0.6, m  # most groups of 8 hold a reward: signal for GRPO
     assert {k.split("/")[0] for k in m["by_path"]} == {"careful", "shortcut"}, m  # it samples both paths
+    hard = f"{max(TERM_CHOICES) - 1}ops"
+    assert m["by_path"][f"careful/{hard}"]["lenient_pass@1"] > m["by_path"][f"shortcut/{hard}"]["lenient_pass@1"], m

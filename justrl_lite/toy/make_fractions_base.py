@@ -14,9 +14,18 @@ BPE trained with ``tokenizers`` under DeepSeek-R1-Distill's chat template, SFT b
      the lenient one (``grade_many``, i.e. ``lenient_reward``), their disagreement share, the policy's mean token
      entropy on its own samples, and pass@1 by path (careful / shortcut) and number of operations.
 
-Command (writes ``data/toy_frac/{train,test}.jsonl``, ``data/toy_frac/base/`` and its ``make_base_report.json``)::
+The result (``data/toy_frac/base/make_base_report.json``: 128 held-out problems x 8 samples at temperature 1.0):
+strict pass@1 22% (pass@8 80%), lenient pass@1 31% (pass@8 91%), the two verifiers disagree on 9% of samples,
+responses of 35 tokens on average (1.6% truncated), mean token entropy 0.14 nats. The careful paths are right far
+more often than the shortcut (lenient pass@1 62% / 37% on two / three operations against 13% / 10%), yet 46% of
+samples take the shortcut; greedy decoding solves 59% (careful paths 82%): RL has a path, a written form and a
+length to choose.
 
-    python -m justrl_lite.toy.make_fractions_base --threads 2
+Command (writes ``data/toy_frac/{train,test}.jsonl``, ``data/toy_frac/base/`` and its ``make_base_report.json``;
+the committed base took 924 s of SFT with one thread on a 2-core machine shared with other jobs, then about 3
+minutes of evaluation)::
+
+    python -m justrl_lite.toy.make_fractions_base --threads 1
 """
 
 from __future__ import annotations
@@ -73,8 +82,9 @@ FRAC_SFT_NOISE = FracNoise(
 )
 """The imperfect teacher the fractions base imitates (see ``fractions.FracNoise``)."""
 
-FRAC_SFT_ARGS = SFTArgs(n_sft_problems=18000, max_response_tokens=112)
-"""SFT settings: ``make_base``'s, with fewer problems (longer demonstrations) and a longer cut."""
+FRAC_SFT_ARGS = SFTArgs(n_sft_problems=14000, epochs=2, max_response_tokens=112)
+"""SFT settings: ``make_base``'s, with two passes over 14,000 problems (fresh noise each pass; one pass of 18,000
+learnt the signed arithmetic too poorly: held-out strict pass@1 6%, greedy 28%) and a longer cut."""
 
 
 def tokenizer_corpus(problems: list[Problem], seed: int) -> list[str]:
