@@ -228,6 +228,27 @@ def test_mean_token_entropy_matches_a_direct_computation(tiny_model_and_tokenize
     assert got == pytest.approx(sum(values) / len(values), rel=1e-5)
 
 
+def test_make_base_sft_learns_from_the_fractions_demonstrations():
+    """``make_base.sft`` with this task's ``demonstrate``: the fine-tuned text is the fractions demonstrations."""
+    from justrl_lite.toy.make_base import SFTArgs, sft
+    from justrl_lite.toy.model import build_random_model
+    from justrl_lite.toy.tokenizer import build_tokenizer
+
+    problems = sample_problems(96, seed=14)
+    tok = build_tokenizer(tokenizer_corpus(problems, seed=0))
+    model = build_random_model(tok, seed=0)
+    seen = []
+
+    def demonstrate(problem, rng, noise):
+        seen.append(problem)
+        return demonstration(problem, rng, noise)
+
+    losses = sft(model, tok, problems, SFTArgs(epochs=2, warmup_steps=2), noise=FRAC_SFT_NOISE,
+                 demonstrate=demonstrate)
+    assert len(losses) == 12 and sum(losses[-3:]) < 0.8 * sum(losses[:3])
+    assert seen == problems + problems  # fresh demonstrations of every problem in each of the two passes
+
+
 # ---- committed data, base and the training config -----------------------------------------------
 
 @needs_data
