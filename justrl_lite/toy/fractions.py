@@ -3,21 +3,23 @@ whose solutions take several paths of different lengths, in DAPO-Math-17k's row 
 
 A problem adds and takes away fractions over one denominator::
 
-    What is 3/4 - 5/4 + 1/4 - 7/4?
+    What is 3/4 - 5/4 + 1/4 + 7/4?
 
-and the ground truth is stored in ONE canonical form, MATH's reduced LaTeX fraction (``-2``, ``\\frac{3}{4}``,
-``-\\frac{1}{2}``). A worked solution picks a path and a written form for its boxed answer, e.g. the careful path::
+and the ground truth is stored in ONE canonical form, MATH's reduced LaTeX fraction (here ``\\frac{3}{2}``; also
+``-2``, ``-\\frac{1}{2}``). A worked solution picks a path and a written form for its boxed answer, e.g. the careful
+path::
 
     All over 4.
     3 - 5 = -2.
     -2 + 1 = -1.
-    -1 - 7 = -8.
-    -8/4 = -2.
+    -1 + 7 = 6.
+    6/4 = 3/2.
     </think>
 
-    The answer is \\boxed{-2}.
+    The answer is \\boxed{\\frac{3}{2}}.
 
-or the shortcut ``3 - 5 + 1 - 7 = -8.`` in one line, or the grouped order ``3 + 1 = 4.`` then ``4 - 5 = -1.``, ...
+or the shortcut ``3 - 5 + 1 + 7 = 6.`` in one line, or the grouped order ``3 + 1 = 4.``, ``4 + 7 = 11.``,
+``11 - 5 = 6.``; the box may hold ``\\frac{3}{2}``, ``\\dfrac{3}{2}``, ``3/2`` or ``1.5``.
 
 Why this task (the first toy, ``task.py``, cannot test the paper's ablations: one written form, one path):
   1. Several correct written forms. ``\\frac{3}{4}``, ``\\dfrac{3}{4}``, ``3/4`` and ``0.75`` (``WRITTEN_FORMS``)
