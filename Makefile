@@ -21,7 +21,7 @@ VERL_VENV ?= .venv-verl
 VERL_BIN := $(VERL_VENV)/bin
 VERL_STAMP := $(VERL_VENV)/.installed
 
-.PHONY: demo test test-vllm test-verl lint venv venv-vllm venv-verl clean-venv toy-base benchmarks figures
+.PHONY: demo test test-vllm test-verl lint venv venv-vllm venv-verl clean-venv toy-base toy-frac-base benchmarks figures
 
 venv: $(STAMP)
 
@@ -75,6 +75,9 @@ test-vllm: $(VLLM_STAMP)
 
 toy-base: $(STAMP)
 	$(BIN)/python -m justrl_lite.toy.make_base
+
+toy-frac-base: $(STAMP)
+	$(BIN)/python -m justrl_lite.toy.make_fractions_base
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/rollout_throughput.py
