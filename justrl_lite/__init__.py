@@ -15,7 +15,10 @@ Modules, in the order data flows:
     full_run   - `python -m justrl_lite.full_run`: the command line over JustRLConfig
     evaluate   - `python -m justrl_lite.evaluate`: nine benchmarks, avg@k, resumable; results files (eval_files),
                  the CompassVerifier judge (judge), summaries (scores), regrading by both graders (regrade)
-    plots      - training-dynamics figures from logged metrics
+    plots      - training-dynamics figures from logged metrics (native runs and verl runs)
+    verl_engine  - `full_run --engine verl`: the same config rendered as a verl 0.9.1 launch (multi-GPU, multi-node)
+    verl_reward  - the JustRL reward as a verl custom reward function (no torch/transformers imports)
+    verl_metrics - verl's logged metrics read under the native metric names
     toy        - the toy task and the tiny Qwen2 base model for CPU runs
 """
 

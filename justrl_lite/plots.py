@@ -2,7 +2,11 @@
 
     python -m justrl_lite.plots runs/tiny/metrics.jsonl --out figures/ --label "tiny run"
 
-writes ``training_dynamics.png`` (policy entropy, mean reward, mean response length against step: the paper's
+A verl run (``full_run --engine verl``) plots the same way from its TensorBoard folder or console log:
+
+    python -m justrl_lite.plots runs/justrl-deepseek-1.5b/tensorboard --out figures/verl --label "verl 4x8"
+
+(``justrl_lite.verl_metrics`` maps verl's metric names to ours). Either way it writes ``training_dynamics.png`` (policy entropy, mean reward, mean response length against step: the paper's
 three panels) and ``heldout_accuracy.png`` (held-out pass@1 against step). ``plot_runs`` overlays several runs
 (e.g. the ablations, several seeds each) as a mean line with a min-max band.
 
@@ -21,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from justrl_lite.metrics import read_metrics
+from justrl_lite.verl_metrics import read_run_metrics
 
 DYNAMICS_PANELS = (
     ("policy/entropy", "policy entropy"),
@@ -132,12 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     p = argparse.ArgumentParser(prog="python -m justrl_lite.plots", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("metrics", help="a metrics.jsonl written by the trainer")
+    p.add_argument("metrics", help="a metrics.jsonl written by the trainer, or a verl run's TensorBoard folder, "
+                                   "console log or file-logger JSONL")
     p.add_argument("--out", default="figures", help="folder for the PNG files")
     p.add_argument("--label", default="tiny run")
     p.add_argument("--caption", default=None, help="text printed under the figure (e.g. the command that made it)")
     args = p.parse_args(argv)
-    rows = read_metrics(args.metrics)
+    try:
+        rows = read_run_metrics(args.metrics)
+    except (OSError, ValueError) as e:
+        print(f"error: cannot read metrics from {args.metrics}: {e}", file=sys.stderr)
+        return 2
     if not rows:
         print(f"error: no metrics in {args.metrics}; run `python -m justrl_lite.full_run --preset tiny` first",
               file=sys.stderr)

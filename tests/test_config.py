@@ -7,7 +7,15 @@ import json
 
 import pytest
 
-from justrl_lite.config import ConfigError, JustRLConfig, diff_table
+from justrl_lite.config import (
+    ONE_GPU_OVERRIDES,
+    ONE_GPU_REASONS,
+    PRESET_REASONS,
+    PRESETS,
+    ConfigError,
+    JustRLConfig,
+    diff_table,
+)
 
 # The recipe's fixed settings, copied by hand from ../shared/docs/justrl_recipe.md (not from config.py).
 RECIPE = {
@@ -66,7 +74,9 @@ NOT_IN_RECIPE = {
     "micro_batch_max_tokens": 32768,
     "adam_eps": 1e-8,
     "rollout_engine": "vllm",
-    "rollout_gpu_memory_utilization": 0.4,
+    # the authors' launcher (train/examples/justrl/run_scaling_ssh_distill.sh), with vLLM's sleep mode
+    "rollout_gpu_memory_utilization": 0.85,
+    "rollout_seeded": False,
     "overlong_penalty_factor": 1.0,
     "val_max_prompts": 0,
     "seed": 1,
@@ -102,17 +112,43 @@ def test_paper_preset_derived_quantities():
     assert cfg.optimizer_steps_per_step == 4
     assert JustRLConfig() == cfg
     assert JustRLConfig.preset("paper") == cfg and JustRLConfig.preset("tiny") == JustRLConfig.tiny()
+    assert JustRLConfig.preset("one_gpu") == JustRLConfig.one_gpu()
 
 
-def test_tiny_keeps_the_fixed_choices():
-    paper, tiny = JustRLConfig.paper(), JustRLConfig.tiny()
-    fixed = ("rollouts_per_prompt", "ppo_epochs", "lr_warmup_steps", "adam_betas", "weight_decay",
-             "grad_clip", "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "loss_agg_mode",
-             "micro_batch_weighting", "kl_coef", "entropy_coeff", "temperature", "top_p", "top_k",
-             "reward_fn", "overlong_penalty", "prompt_suffix")
-    for name in fixed:
-        assert getattr(tiny, name) == getattr(paper, name), name
-    assert tiny.optimizer_steps_per_step == paper.optimizer_steps_per_step
+FIXED_CHOICES = ("rollouts_per_prompt", "ppo_epochs", "lr_warmup_steps", "adam_betas", "weight_decay",
+                 "grad_clip", "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "loss_agg_mode",
+                 "micro_batch_weighting", "kl_coef", "entropy_coeff", "temperature", "top_p", "top_k",
+                 "reward_fn", "overlong_penalty", "prompt_suffix")
+
+
+@pytest.mark.parametrize("preset", ["tiny", "one_gpu"])
+def test_smaller_presets_keep_the_fixed_choices(preset):
+    paper, small = JustRLConfig.paper(), JustRLConfig.preset(preset)
+    for name in FIXED_CHOICES:
+        assert getattr(small, name) == RECIPE[name] == getattr(paper, name), name
+    assert small.optimizer_steps_per_step == paper.optimizer_steps_per_step == 4
+
+
+def test_one_gpu_changes_only_scale():
+    """Golden: one_gpu is the paper's base, data, lr, precision and token budget; only these fields move."""
+    one = JustRLConfig.one_gpu()
+    for name in ("model_name_or_path", "train_data", "val_data", "max_prompt_length", "lr", "adam_eps",
+                 "micro_batch_max_tokens", "rollout_engine", "device", "dtype", "gradient_checkpointing",
+                 "lora_rank", "val_every", "save_every", "val_temperature", "val_top_p", "val_max_prompts"):
+        assert getattr(one, name) == RECIPE.get(name, NOT_IN_RECIPE.get(name)), name
+    changed = {f for f in FIELDS if getattr(one, f) != getattr(JustRLConfig.paper(), f)}
+    assert changed == set(ONE_GPU_OVERRIDES) == set(ONE_GPU_REASONS)
+    assert one.responses_per_step == 128 and one.max_response_length + one.max_prompt_length <= 32768
+
+
+def test_every_preset_has_reasons_for_each_change():
+    assert set(PRESETS) == set(PRESET_REASONS) == {"paper", "one_gpu", "tiny"}
+    for name in PRESETS:
+        cfg = JustRLConfig.preset(name)
+        changed = {f for f in FIELDS if getattr(cfg, f) != getattr(JustRLConfig.paper(), f)}
+        assert changed <= set(PRESET_REASONS[name]), (name, changed - set(PRESET_REASONS[name]))
+        table = diff_table(JustRLConfig.paper(), cfg, PRESET_REASONS[name], names=("paper", name))
+        assert all(not row.endswith("|  |") for row in table.splitlines()), table
 
 
 def test_unknown_preset():
@@ -153,6 +189,8 @@ def test_unknown_preset():
         ("top_k", 0),
         ("reward_fn", "robust"),
         ("rollout_engine", "sglang"),
+        ("rollout_gpu_memory_utilization", 1.0),
+        ("rollout_seeded", 1),
         ("overlong_buffer_len", 0),
         ("overlong_buffer_len", 20000),  # longer than max_response_length
         ("total_steps", 0),

@@ -534,6 +534,30 @@ def test_judge_during_evaluation_is_asked_once_per_rejected_sample(policy, toy_s
     assert asked == []  # verdicts on disk are not asked for again
 
 
+def test_the_policy_engine_sleeps_before_the_judge_runs(policy, toy_split, tmp_path):
+    _, tokenizer = policy
+    rows = toy_rows(toy_split, 3)
+    events: list[str] = []
+
+    class SleepyEngine(ScriptedEngine):
+        def generate(self, *args, **kwargs):
+            events.append("generate")
+            return super().generate(*args, **kwargs)
+
+        def sleep(self):
+            events.append("sleep")
+
+    def judge(items):
+        events.append("judge")
+        return [False] * len(items)
+
+    ev.evaluate("scripted", tokenizer, [f"a={toy_split}", f"b={toy_split}"], tmp_path, n_samples=4, limit=3,
+                engine=SleepyEngine(scripted_lookup(tokenizer, rows)), judge=judge, **QUIET)
+    # every benchmark is drawn first, then the policy's engine sleeps, then the judge is asked (GPU memory)
+    assert events.index("sleep") > max(i for i, e in enumerate(events) if e == "generate")
+    assert events.count("sleep") == 1 and events.index("judge") > events.index("sleep")
+
+
 def test_judge_prompt_and_verdict_rule():
     prompt = ev.build_judge_prompt("What is 2+2?", "4", "It is \\boxed{4}.")
     for block in ("<Original Question Begin>:\nWhat is 2+2?\n<Original Question End>",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from justrl_lite.config import JustRLConfig, diff_table
+from justrl_lite.config import ONE_GPU_REASONS, JustRLConfig, diff_table
+from justrl_lite.estimate import hardware_table
 from justrl_lite.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +18,23 @@ def test_readme_diff_table_is_the_generated_one():
     assert block, "README lost its diff-table markers"
     assert block.group(1) == diff_table(JustRLConfig.paper(), JustRLConfig.tiny()), (
         "README's paper-vs-tiny table is stale: regenerate it from diff_table(JustRLConfig.paper(), JustRLConfig.tiny())")
+
+
+def _block(name: str) -> str:
+    block = re.search(rf"<!-- {name}:start -->\n(.*?)\n<!-- {name}:end -->", README, flags=re.S)
+    assert block, f"README lost its {name} markers"
+    return block.group(1)
+
+
+def test_readme_hardware_table_is_the_estimators():
+    assert _block("hardware-table") == hardware_table(), (
+        "README's per-preset hardware table is stale: regenerate it from justrl_lite.estimate.hardware_table()")
+
+
+def test_readme_one_gpu_table_is_the_generated_one():
+    want = diff_table(JustRLConfig.paper(), JustRLConfig.one_gpu(), ONE_GPU_REASONS, names=("paper", "one_gpu"))
+    assert _block("one-gpu-diff-table") == want, (
+        "README's paper-vs-one_gpu table is stale: regenerate it with diff_table(..., ONE_GPU_REASONS)")
 
 
 def test_readme_heldout_numbers_come_from_the_stored_tiny_run():

@@ -34,6 +34,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -172,8 +173,11 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 def sft(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, problems: list[Problem],
-        args: SFTArgs, noise: DemoNoise = SFT_NOISE) -> list[float]:
-    """Fine-tune ``model`` in place on noisy demonstrations of ``problems``; returns the loss per step."""
+        args: SFTArgs, noise: DemoNoise = SFT_NOISE, demonstrate: Callable = demonstration) -> list[float]:
+    """Fine-tune ``model`` in place on noisy demonstrations of ``problems``; returns the loss per step.
+
+    ``demonstrate(problem, rng, noise)[0]`` writes one demonstration (another task passes its own).
+    """
     rng = random.Random(args.seed)
     steps_per_epoch = math.ceil(len(problems) / args.batch_size)
     total = args.epochs * steps_per_epoch
@@ -184,7 +188,7 @@ def sft(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, problems: l
     bar = tqdm(total=total, desc="SFT", unit="step")
     for _ in range(args.epochs):
         # fresh noise every epoch: the model sees a distribution of demonstrations per problem
-        examples = [encode_example(tokenizer, p.text, demonstration(p, rng, noise)[0], args.max_response_tokens)
+        examples = [encode_example(tokenizer, p.text, demonstrate(p, rng, noise)[0], args.max_response_tokens)
                     for p in problems]
         for batch in length_bucketed_batches(examples, args.batch_size, rng):
             for group in optimizer.param_groups:
