@@ -122,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(dry_run(cfg))
             return 0
+        if cfg.device == "cpu":
+            from justrl_lite.threads import choose_cpu_threads
+
+            threads, rule = choose_cpu_threads(cfg.cpu_threads)
+            print(f"torch CPU threads: {threads} ({rule}); set cpu_threads=N to override", file=sys.stderr)
         from justrl_lite.checkpoint import CheckpointError
         from justrl_lite.data import DataError
         from justrl_lite.trainer import TrainerError, train
