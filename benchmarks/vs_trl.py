@@ -91,6 +91,8 @@ class Side:
     reward: list[float] = field(default_factory=list)
     phases: dict[str, list[float]] = field(default_factory=dict)
     val: dict[str, float] = field(default_factory=dict)
+    param_change: float = 0.0
+    """L2 norm of (final - initial) parameters: proof that the trainer updated its policy."""
 
     def record(self, wall: float, cpu: float, tokens: int, reward: float) -> None:
         self.wall.append(wall)
@@ -100,10 +102,10 @@ class Side:
 
 
 def recipe(args: argparse.Namespace, seed: int) -> JustRLConfig:
-    """The tiny preset at this seed (smoke: 4 prompts x 8, 32-token responses, 8 validation prompts)."""
+    """The tiny preset at this seed (smoke: 4 prompts x 8, 32-token responses, no warm-up, 8 validation prompts)."""
     cfg = JustRLConfig.tiny().replace(seed=seed, total_steps=args.steps, cpu_threads=args.threads)
     if args.smoke:
-        cfg = cfg.replace(prompts_per_step=4, mini_batch_prompts=1, max_response_length=32,
+        cfg = cfg.replace(prompts_per_step=4, mini_batch_prompts=1, max_response_length=32, lr_warmup_steps=0,
                           val_max_response_length=32, overlong_buffer_len=8, val_max_prompts=8)
     return cfg
 
@@ -194,9 +196,11 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[Side, Side]:
                                                   add_generation_prompt=True, tokenize=True,
                                                   return_dict=True)["input_ids"][0]
         assert list(first) == train_prompts.prompt_ids[order[0]], "TRL would see other prompt tokens"
+        base = [p.detach().clone() for p in model.parameters()]
         trainer.train()
         for side, policy in ((ours, model), (trl, trainer.model)):
             side.val = validate(HFRollout(policy, tokenizer), val_prompts, cfg, cfg.total_steps)
+            side.param_change = float(sum((p.detach() - b).pow(2).sum() for p, b in zip(policy.parameters(), base)).sqrt())
     return ours, trl
 
 
