@@ -236,6 +236,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="1 small step each: checks that the script runs")
     p.add_argument("--json", help="also write every per-step measurement to this file")
     p.add_argument("--quiet", action="store_true", help="no per-step lines on stderr")
+    p.add_argument("--report", nargs="+", metavar="JSON", help="no run: print the table of earlier --json files "
+                   "(e.g. one per seed, run in parallel)")
     args = p.parse_args(argv)
     if args.smoke:
         args.steps, args.seeds = 1, args.seeds[:1]
@@ -246,18 +248,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        results, steps = read_results(args.report)
+        print(report(results, steps))
+        return 0
     try:
         import trl  # noqa: F401
     except ImportError:
         print(f"error: {TRL_MISSING}", file=sys.stderr)
         return 2
-    results = {seed: run_seed(args, seed) for seed in args.seeds}
+    results = {}
+    for seed in args.seeds:
+        results[seed] = run_seed(args, seed)
+        if args.json:  # after every seed, so that a long run keeps what it has measured
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps({str(s): {side.name: side.__dict__ for side in pair}
+                                                   for s, pair in results.items()}, indent=1) + "\n")
     print(report(results, args.steps))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({str(s): {side.name: side.__dict__ for side in pair}
-                                               for s, pair in results.items()}, indent=1) + "\n")
     return 0
+
+
+def read_results(paths: list[str]) -> tuple[dict[int, tuple[Side, Side]], int]:
+    """Seed -> (justrl_lite, TRL) measurements from files written by --json; and their number of steps."""
+    results = {}
+    for path in paths:
+        for seed, pair in json.loads(Path(path).read_text()).items():
+            ours, trl = (Side(**pair[name]) for name in ("justrl_lite", "TRL GRPOTrainer"))
+            results[int(seed)] = (ours, trl)
+    return results, max(len(ours.wall) for ours, _ in results.values())
 
 
 if __name__ == "__main__":

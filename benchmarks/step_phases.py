@@ -1,0 +1,83 @@
+"""Where a tiny justrl_lite training step spends its time, per phase, for two rollout paths side by side.
+
+Runs the tiny preset's training steps (``justrl_lite.trainer.train_step``, no validation) for two copies of
+the run that differ only in how ``HFRollout`` decodes: ``generate`` (transformers ``generate``, every row
+computed until the longest one ends; the path before issue #12) and ``drop-finished`` (finished rows leave the
+batch and the KV cache; the default). Both draw the same samples for the same seed, so both copies train
+identically and each step's phases can be compared one to one. Steps alternate between the copies (A, B, A,
+B, ...) so that a busy machine slows both alike; the table gives the median seconds of each phase from the
+step's ``time/*`` metrics, its share of the step, and the process CPU seconds.
+
+    python benchmarks/step_phases.py                       # 6 steps each, 1 torch thread
+    python benchmarks/step_phases.py --steps 10 --threads 2 --variants drop-finished
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+
+from justrl_lite.config import JustRLConfig
+from justrl_lite.rollout import HFRollout
+from justrl_lite.trainer import (
+    load_policy,
+    load_prompts,
+    make_optimizer,
+    make_scheduler,
+    seed_everything,
+    train_step,
+)
+
+PHASES = ("time/rollout", "time/reward", "time/old_logprob", "time/update", "time/step")
+VARIANTS = {"generate": False, "drop-finished": True}
+
+
+def make_run(cfg: JustRLConfig, drop_finished: bool):
+    """(model, optimizer, scheduler, engine, prompts) of a fresh tiny run."""
+    seed_everything(cfg.seed)
+    model, tokenizer = load_policy(cfg)
+    optimizer = make_optimizer(model, cfg)
+    return (model, optimizer, make_scheduler(optimizer, cfg), HFRollout(model, tokenizer, drop_finished=drop_finished),
+            load_prompts(cfg.train_data, tokenizer, cfg.prompt_suffix, cfg.max_prompt_length))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=6, help="training steps per variant (default 6)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--variants", default="generate,drop-finished", help="comma-separated: generate, drop-finished")
+    args = p.parse_args(argv)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not names or any(v not in VARIANTS for v in names) or args.steps < 1 or args.threads < 1:
+        p.error(f"--variants must name some of {sorted(VARIANTS)}; --steps and --threads must be >= 1")
+    torch.set_num_threads(args.threads)
+    cfg = JustRLConfig.tiny().replace(seed=args.seed, total_steps=args.steps)
+    runs = {v: make_run(cfg, VARIANTS[v]) for v in names}
+    times: dict[str, dict[str, list[float]]] = {v: {k: [] for k in (*PHASES, "cpu")} for v in names}
+    for step in range(1, args.steps + 1):
+        for v in names:  # alternate the variants within each step
+            model, optimizer, scheduler, engine, prompts = runs[v]
+            c0 = time.process_time()
+            metrics = train_step(step, model, optimizer, engine, prompts, cfg)
+            scheduler.step()
+            times[v]["cpu"].append(time.process_time() - c0)
+            for k in PHASES:
+                times[v][k].append(metrics[k])
+            print(f"step {step} {v}: {metrics['time/step']:.2f} s", file=sys.stderr, flush=True)
+    print(f"median over {args.steps} tiny steps, {args.threads} torch thread(s); seconds (share of the step)")
+    print("| rollout path | rollout | reward | old log-prob | update | step | step CPU s |")
+    print("|---|---|---|---|---|---|---|")
+    for v in names:
+        med = {k: statistics.median(xs) for k, xs in times[v].items()}
+        cells = [f"{med[k]:.2f} ({100 * med[k] / med['time/step']:.0f}%)" for k in PHASES[:-1]]
+        print(f"| {v} | " + " | ".join(cells) + f" | {med['time/step']:.2f} | {med['cpu']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
