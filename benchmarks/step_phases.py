@@ -5,8 +5,10 @@ the run that differ only in how ``HFRollout`` decodes: ``generate`` (transformer
 computed until the longest one ends; the path before issue #12) and ``drop-finished`` (finished rows leave the
 batch and the KV cache; the default). Both draw the same samples for the same seed, so both copies train
 identically and each step's phases can be compared one to one. Steps alternate between the copies (A, B, A,
-B, ...) so that a busy machine slows both alike; the table gives the median seconds of each phase from the
-step's ``time/*`` metrics, its share of the step, and the process CPU seconds.
+B, ...) so that a busy machine slows both alike. Two tables: the median wall seconds of each phase from the
+step's ``time/*`` metrics with its share of the step, and the median process CPU seconds of the same phases
+(``time.process_time`` around ``engine.generate``, ``compute_old_logprobs`` and ``update_policy``; reward and
+bookkeeping are the rest), which a loaded machine disturbs much less than wall time.
 
     python benchmarks/step_phases.py                       # 6 steps each, 1 torch thread
     python benchmarks/step_phases.py --steps 10 --threads 2 --variants drop-finished
@@ -21,6 +23,7 @@ import time
 
 import torch
 
+import justrl_lite.trainer as trainer
 from justrl_lite.config import JustRLConfig
 from justrl_lite.rollout import HFRollout
 from justrl_lite.trainer import (
@@ -34,6 +37,22 @@ from justrl_lite.trainer import (
 
 PHASES = ("time/rollout", "time/reward", "time/old_logprob", "time/update", "time/step")
 VARIANTS = {"generate": False, "drop-finished": True}
+
+
+class CPUClock:
+    """Accumulates process CPU seconds spent inside wrapped functions, per phase name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, phase: str, fn):
+        def timed(*args, **kwargs):
+            c0 = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.process_time() - c0
+        return timed
 
 
 def make_run(cfg: JustRLConfig, drop_finished: bool):
@@ -58,24 +77,42 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cfg = JustRLConfig.tiny().replace(seed=args.seed, total_steps=args.steps)
     runs = {v: make_run(cfg, VARIANTS[v]) for v in names}
-    times: dict[str, dict[str, list[float]]] = {v: {k: [] for k in (*PHASES, "cpu")} for v in names}
+    clock = CPUClock()
+    trainer.compute_old_logprobs = clock.wrap("old_logprob", trainer.compute_old_logprobs)
+    trainer.update_policy = clock.wrap("update", trainer.update_policy)
+    for v in names:
+        runs[v][3].generate = clock.wrap("rollout", runs[v][3].generate)
+    wall: dict[str, dict[str, list[float]]] = {v: {k: [] for k in PHASES} for v in names}
+    cpu: dict[str, dict[str, list[float]]] = {v: {} for v in names}
     for step in range(1, args.steps + 1):
         for v in names:  # alternate the variants within each step
             model, optimizer, scheduler, engine, prompts = runs[v]
-            c0 = time.process_time()
+            clock.seconds, c0 = {}, time.process_time()
             metrics = train_step(step, model, optimizer, engine, prompts, cfg)
             scheduler.step()
-            times[v]["cpu"].append(time.process_time() - c0)
+            step_cpu = time.process_time() - c0
             for k in PHASES:
-                times[v][k].append(metrics[k])
-            print(f"step {step} {v}: {metrics['time/step']:.2f} s", file=sys.stderr, flush=True)
-    print(f"median over {args.steps} tiny steps, {args.threads} torch thread(s); seconds (share of the step)")
-    print("| rollout path | rollout | reward | old log-prob | update | step | step CPU s |")
-    print("|---|---|---|---|---|---|---|")
+                wall[v][k].append(metrics[k])
+            phases_cpu = {**clock.seconds, "step": step_cpu}
+            phases_cpu["rest"] = step_cpu - sum(clock.seconds.values())
+            for k, x in phases_cpu.items():
+                cpu[v].setdefault(k, []).append(x)
+            print(f"step {step} {v}: {metrics['time/step']:.2f} s wall, {step_cpu:.2f} s CPU", file=sys.stderr, flush=True)
+    print(f"median over {args.steps} tiny steps, {args.threads} torch thread(s)")
+    print("\nwall seconds (share of the step)\n")
+    print("| rollout path | rollout | reward | old log-prob | update | step |")
+    print("|---|---|---|---|---|---|")
     for v in names:
-        med = {k: statistics.median(xs) for k, xs in times[v].items()}
+        med = {k: statistics.median(xs) for k, xs in wall[v].items()}
         cells = [f"{med[k]:.2f} ({100 * med[k] / med['time/step']:.0f}%)" for k in PHASES[:-1]]
-        print(f"| {v} | " + " | ".join(cells) + f" | {med['time/step']:.2f} | {med['cpu']:.2f} |")
+        print(f"| {v} | " + " | ".join(cells) + f" | {med['time/step']:.2f} |")
+    print("\nprocess CPU seconds (share of the step)\n")
+    print("| rollout path | rollout | old log-prob | update | reward and rest | step |")
+    print("|---|---|---|---|---|---|")
+    for v in names:
+        med = {k: statistics.median(xs) for k, xs in cpu[v].items()}
+        cells = [f"{med[k]:.2f} ({100 * med[k] / med['step']:.0f}%)" for k in ("rollout", "old_logprob", "update", "rest")]
+        print(f"| {v} | " + " | ".join(cells) + f" | {med['step']:.2f} |")
     return 0
 
 
