@@ -12,11 +12,13 @@ bookkeeping are the rest), which a loaded machine disturbs much less than wall t
 
     python benchmarks/step_phases.py                       # 6 steps each, 1 torch thread
     python benchmarks/step_phases.py --steps 10 --threads 2 --variants drop-finished
+    python benchmarks/step_phases.py --from-metrics data/tiny_run/metrics.jsonl --last-step 40   # a logged run
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -64,13 +66,34 @@ def make_run(cfg: JustRLConfig, drop_finished: bool):
             load_prompts(cfg.train_data, tokenizer, cfg.prompt_suffix, cfg.max_prompt_length))
 
 
+def logged_phases(path: str, last_step: int | None) -> str:
+    """Median seconds and share of the total of each phase over the steps logged in a metrics.jsonl file."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    rows = [r for r in rows if "time/step" in r and (last_step is None or r["step"] <= last_step)]
+    if not rows:
+        raise SystemExit(f"error: no step with time/* metrics in {path}")
+    total = {k: sum(r[k] for r in rows) for k in PHASES}
+    cells = [f"{statistics.median(r[k] for r in rows):.2f} ({100 * total[k] / total['time/step']:.0f}%)"
+             for k in PHASES[:-1]]
+    return "\n".join([
+        f"{len(rows)} logged steps of {path}: median wall seconds (share of the summed step time)",
+        "| rollout | reward | old log-prob | update | step | summed step time |", "|---|---|---|---|---|---|",
+        "| " + " | ".join(cells) + f" | {statistics.median(r['time/step'] for r in rows):.2f} | "
+        f"{total['time/step']:.0f} s |"])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=6, help="training steps per variant (default 6)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--variants", default="generate,drop-finished", help="comma-separated: generate, drop-finished")
+    p.add_argument("--from-metrics", metavar="JSONL", help="no run: the phases of a run's metrics.jsonl (time/* keys)")
+    p.add_argument("--last-step", type=int, default=None, help="with --from-metrics: only steps 1..N")
     args = p.parse_args(argv)
+    if args.from_metrics:
+        print(logged_phases(args.from_metrics, args.last_step))
+        return 0
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not names or any(v not in VARIANTS for v in names) or args.steps < 1 or args.threads < 1:
         p.error(f"--variants must name some of {sorted(VARIANTS)}; --steps and --threads must be >= 1")
