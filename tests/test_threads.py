@@ -42,3 +42,13 @@ def test_apply_sets_torch_threads_on_cpu_only():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_resume_may_change_cpu_threads_but_not_the_recipe(tmp_path):
+    from justrl_lite.trainer import TrainerError, _check_same_run
+
+    cfg = JustRLConfig.tiny().replace(output_dir=str(tmp_path))
+    cfg.save(tmp_path / "config.json")
+    _check_same_run(tmp_path, cfg.replace(cpu_threads=2), checkpoint=tmp_path)  # a machine setting: allowed
+    with pytest.raises(TrainerError, match="lr"):
+        _check_same_run(tmp_path, cfg.replace(lr=1e-3, cpu_threads=2), checkpoint=tmp_path)
