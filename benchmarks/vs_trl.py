@@ -212,16 +212,19 @@ def report(results: dict[int, tuple[Side, Side]], steps: int) -> str:
     """Markdown table: per seed and side, median step wall / CPU time, tokens/s, held-out pass@1; then the ratio."""
     lines = [f"| seed | trainer | step wall s (median) | step CPU s (median) | tokens/s (median) | "
              f"held-out pass@1 after {steps} steps |", "|---|---|---|---|---|---|"]
-    ratios = []
+    ratios, cpu_ratios = [], []
     for seed, (ours, trl) in results.items():
         for side in (ours, trl):
             tps = [t / w for t, w in zip(side.tokens, side.wall)]
             lines.append(f"| {seed} | {side.name} | {median(side.wall):.2f} | {median(side.cpu):.2f} | "
                          f"{median(tps):.0f} | {100 * side.val['val/pass@1']:.1f}% |")
         ratios += [a / b for a, b in zip(ours.wall, trl.wall)]
+        cpu_ratios += [a / b for a, b in zip(ours.cpu, trl.cpu)]
     lines.append("")
     lines.append(f"per-step wall-time ratio justrl_lite / TRL: median {median(ratios):.2f} over {len(ratios)} "
                  f"paired steps (min {min(ratios):.2f}, max {max(ratios):.2f})")
+    lines.append(f"per-step CPU-time ratio justrl_lite / TRL: median {median(cpu_ratios):.2f} "
+                 f"(min {min(cpu_ratios):.2f}, max {max(cpu_ratios):.2f})")
     phases = {k: median([v for ours, _ in results.values() for v in ours.phases.get(k, [])])
               for k in ("time/rollout", "time/reward", "time/old_logprob", "time/update", "time/step")}
     lines.append("justrl_lite phases (median s): " + ", ".join(f"{k[5:]} {v:.2f}" for k, v in phases.items()))

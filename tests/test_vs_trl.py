@@ -24,6 +24,7 @@ def test_vs_trl_smoke_runs_both_trainers_and_reports(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| 1 | justrl_lite |" in proc.stdout and "| 1 | TRL GRPOTrainer |" in proc.stdout
     assert "per-step wall-time ratio justrl_lite / TRL: median" in proc.stdout
+    assert "per-step CPU-time ratio justrl_lite / TRL: median" in proc.stdout
     sides = json.loads(out.read_text())["1"]
     assert set(sides) == {"justrl_lite", "TRL GRPOTrainer"}
     for name, side in sides.items():
