@@ -52,3 +52,16 @@ def test_resume_may_change_cpu_threads_but_not_the_recipe(tmp_path):
     _check_same_run(tmp_path, cfg.replace(cpu_threads=2), checkpoint=tmp_path)  # a machine setting: allowed
     with pytest.raises(TrainerError, match="lr"):
         _check_same_run(tmp_path, cfg.replace(lr=1e-3, cpu_threads=2), checkpoint=tmp_path)
+
+
+def test_full_run_reports_its_thread_choice(tmp_path, capsys):
+    from justrl_lite import full_run
+
+    before = torch.get_num_threads()
+    try:
+        code = full_run.main(["--preset", "tiny", "--no-progress", "cpu_threads=1", f"output_dir={tmp_path}",
+                              f"model_name_or_path={tmp_path / 'no-such-model'}"])
+    finally:
+        torch.set_num_threads(before)
+    err = capsys.readouterr().err
+    assert code == 2 and "torch CPU threads: 1 (cpu_threads=1)" in err and "cannot load the policy" in err
