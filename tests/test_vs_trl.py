@@ -33,3 +33,7 @@ def test_vs_trl_smoke_runs_both_trainers_and_reports(tmp_path):
         assert 0.0 <= side["val"]["val/pass@1"] <= 1.0, name
         assert side["param_change"] > 0, f"{name} did not update its policy"
     assert set(sides["justrl_lite"]["phases"]) >= {"time/rollout", "time/old_logprob", "time/update"}
+    # the table can be printed again from the file, without a run
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_trl.py"), "--report", str(out)], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout.splitlines()[:4] == proc.stdout.splitlines()[:4]
