@@ -120,11 +120,12 @@ def trl_trainer(cfg: JustRLConfig, rows, side: Side, on_training_step, out_dir: 
     updates = cfg.optimizer_steps_per_step
     model, tokenizer = load_policy(cfg)
     dataset = Dataset.from_list([{"prompt": build_messages(r, cfg.prompt_suffix), "answer": r.answer} for r in rows])
-    generated: list[int] = []
+    generated: list[tuple[int, float]] = []  # (response tokens, mean reward) of each generation
 
     def strict_reward(completions, answer, completion_ids, **_):
-        generated.append(sum(len(c) for c in completion_ids))  # response tokens of this generation
-        return [dapo_reward(c[-1]["content"], a) for c, a in zip(completions, answer)]
+        rewards = [dapo_reward(c[-1]["content"], a) for c, a in zip(completions, answer)]
+        generated.append((sum(len(c) for c in completion_ids), sum(rewards) / len(rewards)))
+        return rewards
 
     optimizer = make_optimizer(model, cfg)
     warmup = cfg.lr_warmup_steps
@@ -150,7 +151,7 @@ def trl_trainer(cfg: JustRLConfig, rows, side: Side, on_training_step, out_dir: 
         def on_step_end(self, _args, state, _control, **__):
             if state.global_step % updates:
                 return
-            side.record(time.perf_counter() - self.t0, time.process_time() - self.c0, generated[-1], float("nan"))
+            side.record(time.perf_counter() - self.t0, time.process_time() - self.c0, *generated[-1])
             on_training_step(state.global_step // updates)
             self.t0, self.c0 = time.perf_counter(), time.process_time()
 

@@ -31,6 +31,7 @@ def test_vs_trl_smoke_runs_both_trainers_and_reports(tmp_path):
         assert len(side["wall"]) == len(side["cpu"]) == len(side["tokens"]) == 1, name
         assert side["wall"][0] > 0 and side["cpu"][0] > 0 and side["tokens"][0] > 0, name
         assert 0.0 <= side["val"]["val/pass@1"] <= 1.0, name
+        assert -1.0 <= side["reward"][0] <= 1.0, name  # mean strict reward of the step's rollouts
         assert side["param_change"] > 0, f"{name} did not update its policy"
     assert set(sides["justrl_lite"]["phases"]) >= {"time/rollout", "time/old_logprob", "time/update"}
     # the table can be printed again from the file, without a run
