@@ -192,11 +192,11 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[Side, Side]:
 
     with tempfile.TemporaryDirectory() as tmp:
         trainer, trl_tokenizer = trl_trainer(cfg, [train_prompts.rows[i] for i in order], trl, justrl_step, tmp)
-        # the same prompt token ids on both sides (TRL applies the chat template itself)
-        first = trl_tokenizer.apply_chat_template([build_messages(train_prompts.rows[order[0]], cfg.prompt_suffix)],
-                                                  add_generation_prompt=True, tokenize=True,
-                                                  return_dict=True)["input_ids"][0]
-        assert list(first) == train_prompts.prompt_ids[order[0]], "TRL would see other prompt tokens"
+        # the same prompt token ids on both sides (TRL applies the chat template itself, as below)
+        trl_ids = trl_tokenizer.apply_chat_template([build_messages(train_prompts.rows[i], cfg.prompt_suffix)
+                                                     for i in order], add_generation_prompt=True, tokenize=True,
+                                                    return_dict=True)["input_ids"]
+        assert [list(x) for x in trl_ids] == [train_prompts.prompt_ids[i] for i in order], "TRL sees other prompts"
         base = [p.detach().clone() for p in model.parameters()]
         trainer.train()
         for side, policy in ((ours, model), (trl, trainer.model)):
