@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml ci/pins-main.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -c ci/pins-main.txt -e ".[dev,notebooks]"
+	$(BIN)/python -m pip install --quiet -c ci/pins-main.txt -e ".[dev,notebooks,bench]"
 	touch $(STAMP)
 
 venv-vllm: $(VLLM_STAMP)

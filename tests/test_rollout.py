@@ -181,3 +181,42 @@ def test_impossible_arguments_are_refused(tiny_model_and_tokenizer, toy_prompts,
 def test_vllm_rollout_without_vllm_says_how_to_install():
     with pytest.raises(ImportError, match="pip install vllm"):
         VLLMRollout("any/model")
+
+
+# ---- the default decode loop drops finished rows; it must sample exactly what transformers generate does ---
+
+@pytest.mark.parametrize("sampling", [TRAINING, dict(temperature=0.7, top_p=0.9, top_k=-1),
+                                      dict(temperature=1.3, top_p=0.95, top_k=200)])
+@pytest.mark.parametrize("batch_size", [None, 5])
+def test_dropping_finished_rows_gives_generates_samples(stopping_model, tiny_model_and_tokenizer, toy_prompts,
+                                                        sampling, batch_size):
+    _, tokenizer = tiny_model_and_tokenizer
+    fast = HFRollout(stopping_model, tokenizer, batch_size=batch_size)
+    slow = HFRollout(stopping_model, tokenizer, batch_size=batch_size, drop_finished=False)
+    assert fast.drop_finished and not slow.drop_finished
+    for seed in (0, 1):
+        a = fast.generate(toy_prompts[:4], 4, max_new_tokens=24, seed=seed, **sampling)
+        b = slow.generate(toy_prompts[:4], 4, max_new_tokens=24, seed=seed, **sampling)
+        lengths = a.response_lengths
+        assert lengths.min() < lengths.max(), "rows must end at different steps for the test to bite"
+        assert torch.equal(a.response_ids, b.response_ids) and torch.equal(a.response_mask, b.response_mask)
+        assert torch.equal(a.truncated, b.truncated) and a.texts == b.texts
+        assert torch.equal(a.prompt_ids, b.prompt_ids) and torch.equal(a.prompt_mask, b.prompt_mask)
+        torch.testing.assert_close(a.sampling_logprobs, b.sampling_logprobs, rtol=0, atol=1e-5)
+
+
+def test_dropping_finished_rows_shrinks_the_forward_batch(stopping_model, tiny_model_and_tokenizer, toy_prompts):
+    """The point of the loop: after a row ends, later forward passes no longer carry it."""
+    _, tokenizer = tiny_model_and_tokenizer
+    sizes: list[int] = []
+    hook = stopping_model.register_forward_pre_hook(lambda m, args, kw: sizes.append(kw["input_ids"].shape[0]),
+                                                    with_kwargs=True)
+    try:
+        batch = HFRollout(stopping_model, tokenizer).generate(toy_prompts[:4], 4, max_new_tokens=24, seed=3, **TRAINING)
+    finally:
+        hook.remove()
+    lengths = batch.response_lengths
+    # one forward per decode step; at step t the batch holds exactly the rows longer than t tokens so far
+    assert len(sizes) == int(lengths.max())
+    assert sizes == [int((lengths > t).sum()) for t in range(len(sizes))]
+    assert sizes[-1] < sizes[0] == 16

@@ -1,0 +1,143 @@
+"""Where a tiny justrl_lite training step spends its time, per phase, for two rollout paths side by side.
+
+Runs the tiny preset's training steps (``justrl_lite.trainer.train_step``, no validation) for two copies of
+the run that differ only in how ``HFRollout`` decodes: ``generate`` (transformers ``generate``, every row
+computed until the longest one ends; the path before issue #12) and ``drop-finished`` (finished rows leave the
+batch and the KV cache; the default). Both draw the same samples for the same seed, so both copies train
+identically and each step's phases can be compared one to one. Steps alternate between the copies (A, B, A,
+B, ...) so that a busy machine slows both alike. Two tables: the median wall seconds of each phase from the
+step's ``time/*`` metrics with its share of the step, and the median process CPU seconds of the same phases
+(``time.process_time`` around ``engine.generate``, ``compute_old_logprobs`` and ``update_policy``; reward and
+bookkeeping are the rest), which a loaded machine disturbs much less than wall time.
+
+    python benchmarks/step_phases.py                       # 6 steps each, 1 torch thread
+    python benchmarks/step_phases.py --steps 10 --threads 2 --variants drop-finished
+    python benchmarks/step_phases.py --from-metrics data/tiny_run/metrics.jsonl --last-step 40   # a logged run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+import justrl_lite.trainer as trainer
+from justrl_lite.config import JustRLConfig
+from justrl_lite.rollout import HFRollout
+from justrl_lite.trainer import (
+    load_policy,
+    load_prompts,
+    make_optimizer,
+    make_scheduler,
+    seed_everything,
+    train_step,
+)
+
+PHASES = ("time/rollout", "time/reward", "time/old_logprob", "time/update", "time/step")
+VARIANTS = {"generate": False, "drop-finished": True}
+
+
+class CPUClock:
+    """Accumulates process CPU seconds spent inside wrapped functions, per phase name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, phase: str, fn):
+        def timed(*args, **kwargs):
+            c0 = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.process_time() - c0
+        return timed
+
+
+def make_run(cfg: JustRLConfig, drop_finished: bool):
+    """(model, optimizer, scheduler, engine, prompts) of a fresh tiny run."""
+    seed_everything(cfg.seed)
+    model, tokenizer = load_policy(cfg)
+    optimizer = make_optimizer(model, cfg)
+    return (model, optimizer, make_scheduler(optimizer, cfg), HFRollout(model, tokenizer, drop_finished=drop_finished),
+            load_prompts(cfg.train_data, tokenizer, cfg.prompt_suffix, cfg.max_prompt_length))
+
+
+def logged_phases(path: str, last_step: int | None) -> str:
+    """Median seconds and share of the total of each phase over the steps logged in a metrics.jsonl file."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    rows = [r for r in rows if "time/step" in r and (last_step is None or r["step"] <= last_step)]
+    if not rows:
+        raise SystemExit(f"error: no step with time/* metrics in {path}")
+    total = {k: sum(r[k] for r in rows) for k in PHASES}
+    cells = [f"{statistics.median(r[k] for r in rows):.2f} ({100 * total[k] / total['time/step']:.0f}%)"
+             for k in PHASES[:-1]]
+    return "\n".join([
+        f"{len(rows)} logged steps of {path}: median wall seconds (share of the summed step time)",
+        "| rollout | reward | old log-prob | update | step | summed step time |", "|---|---|---|---|---|---|",
+        "| " + " | ".join(cells) + f" | {statistics.median(r['time/step'] for r in rows):.2f} | "
+        f"{total['time/step']:.0f} s |"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=6, help="training steps per variant (default 6)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--variants", default="generate,drop-finished", help="comma-separated: generate, drop-finished")
+    p.add_argument("--from-metrics", metavar="JSONL", help="no run: the phases of a run's metrics.jsonl (time/* keys)")
+    p.add_argument("--last-step", type=int, default=None, help="with --from-metrics: only steps 1..N")
+    args = p.parse_args(argv)
+    if args.from_metrics:
+        print(logged_phases(args.from_metrics, args.last_step))
+        return 0
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not names or any(v not in VARIANTS for v in names) or args.steps < 1 or args.threads < 1:
+        p.error(f"--variants must name some of {sorted(VARIANTS)}; --steps and --threads must be >= 1")
+    torch.set_num_threads(args.threads)
+    cfg = JustRLConfig.tiny().replace(seed=args.seed, total_steps=args.steps)
+    runs = {v: make_run(cfg, VARIANTS[v]) for v in names}
+    clock = CPUClock()
+    trainer.compute_old_logprobs = clock.wrap("old_logprob", trainer.compute_old_logprobs)
+    trainer.update_policy = clock.wrap("update", trainer.update_policy)
+    for v in names:
+        runs[v][3].generate = clock.wrap("rollout", runs[v][3].generate)
+    wall: dict[str, dict[str, list[float]]] = {v: {k: [] for k in PHASES} for v in names}
+    cpu: dict[str, dict[str, list[float]]] = {v: {} for v in names}
+    for step in range(1, args.steps + 1):
+        for v in names:  # alternate the variants within each step
+            model, optimizer, scheduler, engine, prompts = runs[v]
+            clock.seconds, c0 = {}, time.process_time()
+            metrics = train_step(step, model, optimizer, engine, prompts, cfg)
+            scheduler.step()
+            step_cpu = time.process_time() - c0
+            for k in PHASES:
+                wall[v][k].append(metrics[k])
+            phases_cpu = {**clock.seconds, "step": step_cpu}
+            phases_cpu["rest"] = step_cpu - sum(clock.seconds.values())
+            for k, x in phases_cpu.items():
+                cpu[v].setdefault(k, []).append(x)
+            print(f"step {step} {v}: {metrics['time/step']:.2f} s wall, {step_cpu:.2f} s CPU", file=sys.stderr, flush=True)
+    print(f"median over {args.steps} tiny steps, {args.threads} torch thread(s)")
+    print("\nwall seconds (share of the step)\n")
+    print("| rollout path | rollout | reward | old log-prob | update | step |")
+    print("|---|---|---|---|---|---|")
+    for v in names:
+        med = {k: statistics.median(xs) for k, xs in wall[v].items()}
+        cells = [f"{med[k]:.2f} ({100 * med[k] / med['time/step']:.0f}%)" for k in PHASES[:-1]]
+        print(f"| {v} | " + " | ".join(cells) + f" | {med['time/step']:.2f} |")
+    print("\nprocess CPU seconds (share of the step)\n")
+    print("| rollout path | rollout | old log-prob | update | reward and rest | step |")
+    print("|---|---|---|---|---|---|")
+    for v in names:
+        med = {k: statistics.median(xs) for k, xs in cpu[v].items()}
+        cells = [f"{med[k]:.2f} ({100 * med[k] / med['step']:.0f}%)" for k in ("rollout", "old_logprob", "update", "rest")]
+        print(f"| {v} | " + " | ".join(cells) + f" | {med['step']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
