@@ -252,3 +252,38 @@ def test_tiny_run_beats_the_base_on_held_out_prompts(tmp_path):
     val = {r["step"]: r["val/pass@1"] for r in read_metrics(out / "metrics.jsonl") if "val/pass@1" in r}
     assert set(val) == {0, 20}
     assert val[20] >= val[0] + 0.10, val
+
+
+@needs_toy
+@pytest.mark.slow
+def test_reusing_the_sampling_logprobs_trains_like_recomputing_them(tmp_path):
+    """HF sampler = the training model in float32: its log-probs are logp_old (``auto``). The first 3 steps give
+    the same weights as recomputing logp_old (``always``), up to float tolerance: the two logp_old differ by ~1e-7,
+    and AdamW divides each coordinate by its own gradient size, so coordinates whose gradient is ~0 may move by a
+    small fraction of lr differently (measured: at most 0.07 lr after 12 updates)."""
+    from justrl_lite.logprobs import reuse_sampling_logprobs
+    from justrl_lite.trainer import train
+
+    base = JustRLConfig.tiny().replace(total_steps=3, prompts_per_step=4, mini_batch_prompts=1, val_every=3,
+                                       save_every=3, val_max_prompts=2, val_samples_per_prompt=1, lr_warmup_steps=0)
+    assert reuse_sampling_logprobs(base) and not reuse_sampling_logprobs(base.replace(dtype="bfloat16"))
+    assert not reuse_sampling_logprobs(base.replace(top_p=0.9)) and not reuse_sampling_logprobs(
+        base.replace(recompute_old_logprobs="always"))
+    weights, metrics = {}, {}
+    for mode in ("auto", "always"):
+        cfg = base.replace(recompute_old_logprobs=mode, output_dir=str(tmp_path / mode))
+        train(cfg, progress=False)
+        metrics[mode] = read_metrics(tmp_path / mode / "metrics.jsonl")
+        from transformers import AutoModelForCausalLM
+
+        weights[mode] = AutoModelForCausalLM.from_pretrained(tmp_path / mode / "checkpoints" / "step_000003" / "policy")
+    base_model = AutoModelForCausalLM.from_pretrained(TOY_BASE)
+    moved = torch.cat([(a - b).abs().flatten() for a, b in zip(base_model.parameters(), weights["auto"].parameters())])
+    gap = torch.cat([(a - b).abs().flatten() for a, b in zip(weights["auto"].parameters(),
+                                                             weights["always"].parameters())])
+    assert moved.max() > 10 * base.lr and gap.max() < 0.25 * base.lr, (moved.max(), gap.max())
+    assert gap.mean() < 1e-3 * moved.mean(), (gap.mean(), moved.mean())
+    for a, b in zip(metrics["auto"][1:], metrics["always"][1:]):
+        assert a["reward/mean"] == b["reward/mean"]  # the same samples
+        assert a["rollout/logprob_diff"] == 0 and b["rollout/logprob_diff"] < 1e-4
+        assert a["policy/entropy"] == pytest.approx(b["policy/entropy"], rel=0.05)
