@@ -6,8 +6,11 @@ Modules, in the order data flows:
     rollout    - sampling responses with per-token log-probs (transformers now, vLLM on GPUs)
     verifier   - the strict DAPO box reward, the lenient ablation verifier, the evaluation grader
     advantage  - GRPO group z-score advantages
-    loss       - token log-probs, entropy, the clipped policy loss (clip-higher + dual clip), aggregation
+    policy     - loading the policy (float32 master weights, bf16 compute), the optimizer, the device check
+    logprobs   - memory-safe chunked token log-probs and entropy, micro-batch planning, the old-log-prob pass
+    loss       - the clipped policy loss (clip-higher + dual clip), aggregation
     trainer    - the single-stage training loop, checkpoints and resume
+    export     - `python -m justrl_lite.export`: a checkpoint -> a Hugging Face folder in a chosen dtype
     full_run   - `python -m justrl_lite.full_run`: the command line over JustRLConfig
     evaluate   - `python -m justrl_lite.evaluate`: nine benchmarks, avg@k, resumable
     plots      - training-dynamics figures from logged metrics

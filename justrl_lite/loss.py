@@ -163,10 +163,13 @@ def micro_batch_scale(weighting: str, *, micro_seqs: int, mini_seqs: int, micro_
       gradient weight m_k / (M n_k). That equals the true token-mean weight 1 / N only when every micro-batch
       has the same tokens per sequence (n_k / m_k = N / M). With token-budget micro-batches holding different
       numbers of tokens, tokens of micro-batches with shorter responses weigh more, tokens of longer ones
-      less: the result is somewhere between a token mean and a sequence mean. Upstream verl later treated this
-      as a bug and normalised by the mini-batch's token count.
+      less: the result is somewhere between a token mean and a sequence mean. It therefore depends on the
+      micro-batch plan (which rows share a micro-batch: ``logprobs.plan_micro_batches`` sorts rows by length, and
+      ``micro_batch_max_tokens`` sets the budget). Upstream verl later treated this as a bug and normalised by
+      the mini-batch's token count.
     - ``"global-token-mean"``: scale_k = n_k / N, so sum_k scale_k * (1/n_k) sum_{t in k} L_t
-      = (1/N) sum_t L_t, exactly the mini-batch token mean, however the tokens are split.
+      = (1/N) sum_t L_t, exactly the mini-batch token mean, however the tokens are split (plan-independent:
+      tests/test_logprobs.py).
     """
     if weighting not in MICRO_BATCH_WEIGHTINGS:
         raise ValueError(f"unknown micro_batch_weighting {weighting!r}: "

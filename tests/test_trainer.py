@@ -199,6 +199,29 @@ def test_tiny_run_learns_checkpoints_and_resumes_exactly_after_sigkill(tmp_path)
 
 
 @needs_toy
+@pytest.mark.slow
+def test_bf16_compute_run_resumes_bit_identically_after_sigkill(tmp_path):
+    """bf16 autocast compute with float32 masters: the checkpoint holds the masters, so resume is exact."""
+    extra = ["dtype=bfloat16", "total_steps=3", "save_every=1", "val_every=3", "prompts_per_step=4",
+             "mini_batch_prompts=2", "val_max_prompts=4"]
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    run_cli(full, extra)
+    run_cli(killed, extra, kill_after_checkpoint=1)
+    run_cli(killed, extra, resume=True)
+    rows, resumed = read_metrics(full / "metrics.jsonl"), read_metrics(killed / "metrics.jsonl")
+    assert [r["step"] for r in resumed] == [r["step"] for r in rows] == [0, 1, 2, 3]
+    for a, b in zip(rows, resumed):
+        assert {k: v for k, v in a.items() if not k.startswith(("time/", "perf/tokens"))} == \
+            {k: v for k, v in b.items() if not k.startswith(("time/", "perf/tokens"))}, a["step"]
+    from safetensors.torch import load_file
+
+    final = [load_file(d / "checkpoints" / "step_000003" / "policy" / "model.safetensors") for d in (full, killed)]
+    assert {t.dtype for t in final[0].values()} == {torch.float32}
+    for name, tensor in final[0].items():
+        assert torch.equal(tensor, final[1][name]), name
+
+
+@needs_toy
 def test_resume_with_changed_settings_is_refused(tmp_path):
     out = tmp_path / "run"
     run_cli(out, ["total_steps=3"])
