@@ -94,6 +94,31 @@ def test_chunked_logprobs_equal_plain_values_and_gradients(tiny_model_and_tokeni
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5, msg=lambda m: f"seed {seed}: {m}")
 
 
+def test_chunked_logprobs_through_a_lora_wrapper(tiny_model_and_tokenizer):
+    """A peft-wrapped policy: the body and lm_head are found through the wrapper, the adapter is applied."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    from justrl_lite.policy import LORA_TARGETS
+
+    model, tokenizer = tiny_model_and_tokenizer
+    seed = fresh_seed()
+    torch.manual_seed(seed)
+    lora = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGETS))
+    with torch.no_grad():
+        for name, p in lora.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # a trained-looking adapter (peft starts it at 0)
+    batch = random_batch(len(tokenizer), tokenizer.pad_token_id, B=4, P=6, R=7, seed=seed)
+    with torch.no_grad():
+        logp, _, _ = sequence_logprobs(lora, batch, [0, 1, 2, 3], 1.0, with_entropy=False)
+        want, _ = plain_logprobs(lora, batch, [0, 1, 2, 3], 1.0)
+        base, _ = plain_logprobs(model, batch, [0, 1, 2, 3], 1.0)
+    torch.testing.assert_close(logp, want[:, : logp.shape[1]], rtol=0, atol=1e-5)
+    assert (want - base).abs().max() > 1e-3  # the adapter changed the log-probs, and they were counted
+
+
 def test_length_aware_plan_packs_every_row_within_budget_and_cuts_padding():
     seed = fresh_seed()
     g = torch.Generator().manual_seed(seed)
