@@ -40,6 +40,22 @@ def test_compute_context_autocasts_low_precision_only():
         assert torch.is_autocast_enabled("cpu")
 
 
+@needs_toy
+def test_an_update_of_1e6_rounds_away_in_bfloat16_but_not_in_float32():
+    """The docstring's numbers: adding 1e-6 to every toy-base weight changes 0.83% of them in bf16, 100% in fp32,
+    and bf16 keeps exactly the weights with |w| below 2^8..2^9 x 1e-6 (8 significant bits)."""
+    model, _ = evaluate_load_model(str(TOY_BASE), device="cpu", dtype="float32")
+    w = torch.cat([p.detach().flatten() for p in model.parameters()])                   # float32
+    assert 0.03 < float(w.abs().median()) < 0.04
+    moved32 = (w + 1e-6 * w.sign()) != w
+    wb = w.to(torch.bfloat16)
+    moved16 = (wb + torch.tensor(1e-6, dtype=torch.bfloat16) * wb.sign()) != wb
+    assert float(moved32[w != 0].float().mean()) == 1.0
+    assert 0.005 < float(moved16.float().mean()) < 0.012                                # 0.83% measured
+    small, large = w.abs() < 2**8 * 1e-6, w.abs() >= 2**9 * 1e-6
+    assert moved16[small & (w != 0)].all() and not moved16[large].any()
+
+
 def _one_adamw_step(model, cfg, batch) -> tuple[float, float]:
     """(fraction of weights with a nonzero gradient that moved, fraction with a nonzero gradient)."""
     params = [p for p in model.parameters() if p.requires_grad]
