@@ -164,6 +164,8 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
             totals["padded"] += padded
             totals["computed"] += computed
             for rows in plan:
+                if not batch.response_mask[rows].any():  # only empty responses: no token, no gradient
+                    continue
                 with compute_context(cfg, device):
                     logp, ent, mask = sequence_logprobs(model, batch, rows, cfg.temperature, with_entropy)
                     R = logp.shape[1]

@@ -144,10 +144,11 @@ def _capture_grads(model, batch, old_logp, adv, cfg):
 
     class Capture(torch.optim.SGD):
         def step(self, closure=None):
-            captured["grads"] = [p.grad.clone() for p in params]
+            captured.setdefault("all", []).append([None if p.grad is None else p.grad.clone() for p in params])
+            captured["grads"] = captured["all"][-1]
 
     metrics = update_policy(model, Capture(params, lr=0.0), batch, old_logp, adv, cfg)
-    return captured["grads"], metrics
+    return captured["grads"], metrics, captured["all"]
 
 
 def test_global_token_mean_gradient_does_not_depend_on_the_plan_but_authors_does(tiny_model_and_tokenizer):
@@ -168,7 +169,7 @@ def test_global_token_mean_gradient_does_not_depend_on_the_plan_but_authors_does
     for weighting in ("global-token-mean", "authors"):
         for budget in (40, 400):
             c = cfg.replace(micro_batch_weighting=weighting, micro_batch_max_tokens=budget)
-            grads[weighting, budget], metrics = _capture_grads(model, batch, old_logp, adv, c)
+            grads[weighting, budget], metrics, _ = _capture_grads(model, batch, old_logp, adv, c)
             assert 0 <= metrics["perf/padding_frac"] < 1
     for a, b in zip(grads["global-token-mean", 40], grads["global-token-mean", 400]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=lambda m: f"seed {seed}: {m}")
@@ -225,3 +226,17 @@ def test_logprob_step_at_the_1p5b_vocabulary_stays_under_4_gb():
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["finite"] and result["updates"] == 1
     assert result["peak_gb"] < 4.0, result
+
+
+def test_a_micro_batch_of_empty_responses_is_skipped(tiny_model_and_tokenizer):
+    """Rows without a response token carry no gradient: their micro-batch is skipped, not back-propagated."""
+    model, tokenizer = tiny_model_and_tokenizer
+    batch = random_batch(len(tokenizer), tokenizer.pad_token_id, B=4, P=5, R=6, seed=fresh_seed())
+    batch.response_mask[:2] = 0                                      # the first group: two empty responses
+    cfg = JustRLConfig.tiny().replace(prompts_per_step=2, mini_batch_prompts=1, rollouts_per_prompt=2,
+                                      max_prompt_length=5, max_response_length=6, overlong_buffer_len=4)
+    old_logp, _ = compute_old_logprobs(model, batch, cfg)
+    _, metrics, steps = _capture_grads(model, batch, old_logp, torch.ones(4, 6) * batch.response_mask, cfg)
+    assert metrics["actor/updates"] == 2 and metrics["actor/skipped_updates"] == 0
+    assert all(g is None for g in steps[0])                           # the empty group: no gradient at all
+    assert all(g is not None and torch.isfinite(g).all() for g in steps[1])
