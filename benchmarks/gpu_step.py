@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
-    print(f"{name}: Qwen2 {n_params / 1e9:.3f}B parameters, {args.rows} x ({prompt} + {response}) = {tokens:,} tokens, "
+    print(f"{name}: Qwen2 of {n_params:,} parameters, {args.rows} x ({prompt} + {response}) = {tokens:,} tokens, "
           f"dtype={cfg.dtype} compute, float32 masters, gradient checkpointing")
 
     times = []
