@@ -10,8 +10,11 @@ Modules, in the order data flows:
     grading    - the evaluation graders: the authors' rule grader (paper_grader, latex_text) and ours (math-verify),
                  SymPy in killable workers (grader_pool)
     advantage  - GRPO group z-score advantages
-    loss       - token log-probs, entropy, the clipped policy loss (clip-higher + dual clip), aggregation
+    policy     - loading the policy (float32 master weights, bf16 compute), the optimizer, the device check
+    logprobs   - memory-safe chunked token log-probs and entropy, micro-batch planning, the old-log-prob pass
+    loss       - the clipped policy loss (clip-higher + dual clip), aggregation
     trainer    - the single-stage training loop, checkpoints and resume
+    export     - `python -m justrl_lite.export`: a checkpoint -> a Hugging Face folder in a chosen dtype
     full_run   - `python -m justrl_lite.full_run`: the command line over JustRLConfig
     evaluate   - `python -m justrl_lite.evaluate`: nine benchmarks, avg@k, resumable; results files (eval_files),
                  the CompassVerifier judge (judge), summaries (scores), regrading by both graders (regrade)

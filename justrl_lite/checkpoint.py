@@ -2,7 +2,9 @@
 
 A checkpoint ``<output_dir>/checkpoints/step_000050/`` holds:
   - ``policy/``        the policy in Hugging Face format (``save_pretrained``; a LoRA adapter when LoRA is on),
-                       loadable by ``AutoModelForCausalLM.from_pretrained`` and by ``justrl_lite.evaluate``;
+                       loadable by ``AutoModelForCausalLM.from_pretrained`` and by ``justrl_lite.evaluate``.
+                       It holds the float32 master weights whatever the compute dtype (``policy.py``), so
+                       resume is exact; ``python -m justrl_lite.export`` writes a bf16 copy for sharing;
   - ``tokenizer`` files beside it, so the folder is self-contained;
   - ``optimizer.pt``   AdamW moments and the learning-rate schedule position;
   - ``state.json``     the step, data position and RNG states.

@@ -43,6 +43,7 @@ REWARD_FNS = ("dapo", "lenient")
 ROLLOUT_ENGINES = ("hf", "vllm")
 DEVICES = ("cuda", "cpu")
 DTYPES = ("bfloat16", "float32", "float16")
+OLD_LOGPROB_MODES = ("auto", "always", "never")
 
 
 class ConfigError(ValueError):
@@ -162,6 +163,13 @@ class JustRLConfig:
     always does). Costs vLLM a per-request random-number call at every decoding step (and, on GPU, its fast
     top-k/top-p sampler); off, one engine-wide generator seeded from ``seed`` draws for the whole batch."""
 
+    recompute_old_logprobs: str = "auto"
+    """Where logp_old (the ratio's denominator) comes from: ``always`` recompute it with the training model before
+    the update (the authors' verl); ``never`` reuse the sampler's log-probs; ``auto`` reuse them only when the sampler
+    is the training model itself in the same precision, sampling the unfiltered distribution (``rollout_engine=hf``,
+    ``dtype=float32``, ``top_p=1``, ``top_k=-1``: the two agree to ~1e-6), and recompute otherwise (vLLM or bf16/fp16
+    compute differ from the trainer's numerics). When reused, ``policy/entropy`` is measured during the update."""
+
     # ---- reward (the paper's ablations switch these) --------------------------------------------
     reward_fn: str = "dapo"
     """Training verifier: ``dapo`` (strict box, exact string; JustRL) or ``lenient`` (normalised + math-verify;
@@ -214,7 +222,8 @@ class JustRLConfig:
     """``cuda`` or ``cpu``. The paper preset needs CUDA GPUs."""
 
     dtype: str = "bfloat16"
-    """Parameter and compute dtype of the training model."""
+    """Compute dtype of the training model (autocast). Parameters, gradients and AdamW state stay float32 whatever
+    this is (master weights; ``policy.py`` says why); checkpoints hold float32, ``export`` writes any dtype."""
 
     gradient_checkpointing: bool = True
     """Recompute activations in the backward pass to fit 16k-token sequences."""
@@ -527,6 +536,8 @@ def validate(c: JustRLConfig) -> None:
     _check(isinstance(c.top_k, int) and (c.top_k == -1 or c.top_k > 0), "top_k", c.top_k, "must be -1 (off) or > 0")
     _check(_is_num(c.rollout_gpu_memory_utilization) and 0 < c.rollout_gpu_memory_utilization < 1,
            "rollout_gpu_memory_utilization", c.rollout_gpu_memory_utilization, "must be in (0, 1)")
+    _check(c.recompute_old_logprobs in OLD_LOGPROB_MODES, "recompute_old_logprobs", c.recompute_old_logprobs,
+           f"must be one of {OLD_LOGPROB_MODES}")
     _check(c.rollout_engine in ROLLOUT_ENGINES, "rollout_engine", c.rollout_engine, f"must be one of {ROLLOUT_ENGINES}")
     _check(isinstance(c.rollout_seeded, bool), "rollout_seeded", c.rollout_seeded, "must be true or false")
     _check(c.reward_fn in REWARD_FNS, "reward_fn", c.reward_fn, f"must be one of {REWARD_FNS}")

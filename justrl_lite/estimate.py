@@ -20,7 +20,7 @@ Memory per GPU, in bytes, in the two phases of a step (T = ``micro_batch_max_tok
      attention out, o_proj in, gate, up, silu(gate), their product; about 10% above what transformers' Qwen2
      layer saves: tests/test_estimate.py). Without checkpointing (L + 1)*T*w. Flash/SDPA: no T x T scores.
   4. final hidden states and their gradient, T*h*8, and the log-prob chunk: C*V*4*3 (fp32 logits,
-     log-softmax and its gradient for C = ``logprob_chunk_tokens`` tokens; ``logprobs.py`` never holds more).
+     log-softmax and its gradient for C = ``logprobs.chunk_tokens(V)`` tokens (441 at V = 151,936); ``logprobs.py`` never holds more).
   5. a fixed reserve in both phases (CUDA context, NCCL buffers, allocator fragmentation).
   6. vLLM (``rollout_engine = vllm``, colocated): awake, u*M (u = ``rollout_gpu_memory_utilization``): bf16
      weights 2P, the rest KV cache of 2*L*g*d*2 bytes per token (K, V in bf16). Asleep (level 1, CUDA only:
@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from justrl_lite.config import JustRLConfig, resolve_path
+from justrl_lite.logprobs import chunk_tokens
 
 GB = 1e9
 VLLM_ROW = "vLLM: weights + KV cache awake; CUDA graphs asleep (assumption)"
@@ -145,8 +146,6 @@ class Assumptions:
     vllm_asleep_gb: float = 1.0
     """What vLLM keeps on the GPU asleep (level 1 frees only its weights and KV cache): captured CUDA graphs and
     buffers outside its sleep pool. Users report about 1 GB per GPU for 30B models on 4 GPUs (vllm#32714)."""
-    logprob_chunk_tokens: int = 1024
-    """Tokens per lm_head + log-softmax chunk in ``logprobs.py`` (a config field of that name wins)."""
 
 
 def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: float,
@@ -154,7 +153,7 @@ def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: 
     """Bytes per GPU by item (items 1-6 of the module docstring): (rollout phase, training phase)."""
     P, h, T, V, N = shape.parameters, shape.hidden, cfg.micro_batch_max_tokens, shape.vocab, gpus
     c = 4 if cfg.dtype == "float32" else 2
-    chunk = min(T, getattr(cfg, "logprob_chunk_tokens", a.logprob_chunk_tokens))
+    chunk = min(T, chunk_tokens(V))  # the chunk logprobs.py uses: 256 MiB of fp32 logits
     # w: bytes per token one decoder layer saves for backward
     w = (18 * h + 3 * shape.kv_heads * shape.head_dim + 4 * shape.intermediate) * c
     # checkpointed: every layer's fp32 input, L*T*h*4, plus one layer's saved tensors and their gradients, 2*T*w;

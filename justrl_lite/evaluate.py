@@ -261,31 +261,17 @@ def generate_benchmark(engine, tokenizer, rows: Sequence[MathRow], seeds: Sequen
 # ---- models and engines ---------------------------------------------------------------------------------
 
 def load_model(model_path: str, *, device: str, dtype: str, load_weights: bool = True):
-    """(model, tokenizer) from a local ``save_pretrained`` folder or a hub id (model None without weights)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """(model, tokenizer) from a local ``save_pretrained`` folder or a hub id (model None without weights).
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError("--device cuda was asked for but no CUDA GPU is visible; pass --device cpu")
-    if dtype not in ("bfloat16", "float16", "float32"):
-        raise EvaluationError(f"--dtype must be bfloat16, float16 or float32, got {dtype!r}")
-    resolved = resolve_path(model_path)
-    looks_local = model_path.startswith((".", "/", "~")) or model_path.count("/") != 1
-    if looks_local and not Path(resolved).is_dir():
-        raise EvaluationError(f"model path {model_path!r} is not a folder: pass a folder written by "
-                              f"save_pretrained (e.g. data/toy/base, made by `python -m "
-                              f"justrl_lite.toy.make_base`) or a hub id such as hbx/JustRL-DeepSeek-1.5B")
+    The one loader of ``justrl_lite.policy``; its errors become ``EvaluationError`` (one message, exit code 2).
+    """
+    from justrl_lite.policy import TrainerError
+    from justrl_lite.policy import load_model as load_policy_model
+
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved)
-        model = None
-        if load_weights:
-            model = AutoModelForCausalLM.from_pretrained(resolved, dtype=getattr(torch, dtype))
-            model = model.to(device).eval()
-    except (OSError, ValueError, KeyError) as e:
-        raise EvaluationError(f"cannot load model {model_path!r} ({type(e).__name__}: {str(e)[:300]}); pass "
-                              f"a folder written by save_pretrained (config.json, weights, tokenizer files) "
-                              f"or a hub id this machine can download") from e
-    return model, tokenizer
+        return load_policy_model(model_path, device=device, dtype=dtype, load_weights=load_weights)
+    except TrainerError as e:
+        raise EvaluationError(str(e)) from e
 
 
 HF_SCORES_MAX_SHARE = 0.5

@@ -1,6 +1,7 @@
-"""The policy loss: token log-probs, PPO ratio clip with "clip-higher" and dual clip, token-mean aggregation.
+"""The policy loss: PPO ratio clip with "clip-higher" and dual clip, token-mean aggregation.
 
-Per response token t (advantage A, from ``advantage.py``; log-probs at the sampling temperature):
+Per response token t (advantage A, from ``advantage.py``; log-probs at the sampling temperature, from
+``logprobs.py``, which also holds ``token_logprobs`` and ``entropy_from_logits``, re-exported here):
 
     r_t  = exp(log pi_new(y_t) - log pi_old(y_t))
     L1_t = -A * r_t
@@ -31,63 +32,10 @@ import torch
 from torch import Tensor
 
 from justrl_lite.config import LOSS_AGG_MODES, MICRO_BATCH_WEIGHTINGS
+from justrl_lite.logprobs import entropy_from_logits, token_logprobs  # noqa: F401  (moved; re-exported)
 
 LOG_RATIO_CLAMP = 20.0
 """|log r| is clamped to this before exp (as verl): exp(20) ~ 5e8 is finite in float32 and bfloat16."""
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-# ---- log-probs and entropy ----------------------------------------------------------------------
-
-def token_logprobs(logits: Tensor, token_ids: Tensor, temperature: float = 1.0) -> Tensor:
-    """log softmax(logits / temperature) at the sampled tokens: (B, T, V), (B, T) -> (B, T).
-
-    ``logits[b, t]`` must be the model's prediction *for* ``token_ids[b, t]`` (i.e. already shifted by one).
-    Memory: one logit is gathered per position and a logsumexp subtracted, instead of building a (B, T, V)
-    log-softmax to index; at temperature 1.0 (JustRL) the logits are not even divided (no copy).
-    float16 / bfloat16 logits are upcast one sequence at a time, so only a (T, V) float32 copy exists at once
-    in the forward pass (under ``torch.no_grad``, e.g. for the old log-probs, that is the peak); the result
-    is float32.
-    """
-    _check_logits(logits, temperature)
-    if token_ids.shape != logits.shape[:2]:
-        raise ValueError(f"token_ids must be (B, T) = {tuple(logits.shape[:2])} to match logits (B, T, V), "
-                         f"got {tuple(token_ids.shape)}; shift so that logits[:, t] predicts token_ids[:, t]")
-    if token_ids.is_floating_point():
-        raise ValueError(f"token_ids must be integer token ids, got dtype {token_ids.dtype}")
-    if logits.dtype in _LOW_PRECISION:
-        rows = [_logprobs_rows(logits[b].float(), token_ids[b], temperature) for b in range(logits.shape[0])]
-        return torch.stack(rows) if rows else logits.new_zeros(token_ids.shape, dtype=torch.float32)
-    return _logprobs_rows(logits, token_ids, temperature)
-
-
-def _logprobs_rows(logits: Tensor, token_ids: Tensor, temperature: float) -> Tensor:
-    # (..., V), (...) -> (...); dividing by the temperature is skipped at 1.0 (JustRL) to save a copy
-    z = logits if temperature == 1.0 else logits / temperature  # (..., V)
-    # log p(y_t) = z_{y_t} - log sum_v exp(z_v)
-    picked = z.gather(-1, token_ids.long().unsqueeze(-1)).squeeze(-1)  # (...)
-    return picked - torch.logsumexp(z, dim=-1)  # (...)
-
-
-def entropy_from_logits(logits: Tensor, temperature: float = 1.0) -> Tensor:
-    """Entropy of softmax(logits / temperature) at every position: (B, T, V) -> (B, T).
-
-    JustRL logs it (a band of ~1.2-1.4 nats over training) but does not train on it (entropy_coeff = 0).
-    float16 / bfloat16 logits are processed one sequence at a time in float32.
-    """
-    _check_logits(logits, temperature)
-    if logits.dtype in _LOW_PRECISION:
-        rows = [_entropy_rows(logits[b].float(), temperature) for b in range(logits.shape[0])]
-        return torch.stack(rows) if rows else logits.new_zeros(logits.shape[:2], dtype=torch.float32)
-    return _entropy_rows(logits, temperature)
-
-
-def _entropy_rows(logits: Tensor, temperature: float) -> Tensor:
-    z = logits if temperature == 1.0 else logits / temperature  # (..., V)
-    p = torch.softmax(z, dim=-1)  # (..., V)
-    # H = -sum_v p_v log p_v = logsumexp(z) - sum_v p_v z_v
-    return torch.logsumexp(z, dim=-1) - (p * z).sum(dim=-1)  # (...)
 
 
 # ---- aggregation --------------------------------------------------------------------------------
@@ -215,10 +163,13 @@ def micro_batch_scale(weighting: str, *, micro_seqs: int, mini_seqs: int, micro_
       gradient weight m_k / (M n_k). That equals the true token-mean weight 1 / N only when every micro-batch
       has the same tokens per sequence (n_k / m_k = N / M). With token-budget micro-batches holding different
       numbers of tokens, tokens of micro-batches with shorter responses weigh more, tokens of longer ones
-      less: the result is somewhere between a token mean and a sequence mean. Upstream verl later treated this
-      as a bug and normalised by the mini-batch's token count.
+      less: the result is somewhere between a token mean and a sequence mean. It therefore depends on the
+      micro-batch plan (which rows share a micro-batch: ``logprobs.plan_micro_batches`` sorts rows by length, and
+      ``micro_batch_max_tokens`` sets the budget). Upstream verl later treated this as a bug and normalised by
+      the mini-batch's token count.
     - ``"global-token-mean"``: scale_k = n_k / N, so sum_k scale_k * (1/n_k) sum_{t in k} L_t
-      = (1/N) sum_t L_t, exactly the mini-batch token mean, however the tokens are split.
+      = (1/N) sum_t L_t, exactly the mini-batch token mean, however the tokens are split (plan-independent:
+      tests/test_logprobs.py).
     """
     if weighting not in MICRO_BATCH_WEIGHTINGS:
         raise ValueError(f"unknown micro_batch_weighting {weighting!r}: "
@@ -256,15 +207,6 @@ def kl_penalty_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
 
 
 # ---- input checks -------------------------------------------------------------------------------
-
-def _check_logits(logits: Tensor, temperature: float) -> None:
-    if logits.dim() != 3:
-        raise ValueError(f"logits must be (B, T, V), got shape {tuple(logits.shape)}")
-    if not logits.is_floating_point():
-        raise ValueError(f"logits must be floating point, got dtype {logits.dtype}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"temperature must be a number > 0 (the sampling temperature), got {temperature!r}")
-
 
 def _check_same_shape(**tensors: Tensor) -> None:
     shapes = {name: tuple(t.shape) for name, t in tensors.items()}

@@ -7,7 +7,9 @@ Logged keys (per training step):
   reward/mean                 mean reward used for the advantage (+1/-1 scale, plus any overlong penalty)
   reward/accuracy             fraction of responses the verifier scored +1
   groups/mixed_frac           fraction of prompts whose n responses did not all score the same (nonzero advantage)
-  policy/entropy              masked token mean of the sampling-temperature policy entropy, before the update
+  policy/entropy              masked token mean of the sampling-temperature policy entropy, before the update (when
+                              the old-log-prob pass is skipped, ``recompute_old_logprobs``: measured on each
+                              mini-batch just before its optimizer step)
   response_length/mean, /max  response tokens (EOS included)
   response_length/truncated_frac   fraction that hit max_response_length
   actor/pg_loss               mean of the aggregated policy loss over mini-batches (not a measure of progress)
@@ -16,9 +18,11 @@ Logged keys (per training step):
   actor/approx_kl             mean(logp_old - logp_new) over response tokens
   actor/grad_norm             global gradient norm before clipping (mean over optimizer steps)
   actor/lr                    learning rate of this step
-  rollout/logprob_diff        mean |sampler log-prob - trainer log-prob| (inference/training mismatch)
+  rollout/logprob_diff        mean |sampler log-prob - trainer log-prob| (inference/training mismatch; 0 when the
+                              sampler's log-probs are reused as logp_old)
   time/rollout, time/reward, time/old_logprob, time/update, time/step   seconds
   perf/tokens_per_s           response tokens sampled per second of step time
+  perf/padding_frac           padded / computed tokens of the update's micro-batches (rows x longest, summed)
 Every ``val_every`` steps also: val/pass@1 (evaluation grader, avg@k), val/reward (mean strict DAPO reward,
 whatever ``reward_fn`` trains with), val/response_length.
 """

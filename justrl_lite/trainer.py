@@ -5,9 +5,10 @@ One training step (the paper's numbers in brackets):
   2. sample ``rollouts_per_prompt`` [8] responses for each at temperature [1.0]            -> rollout.py
   3. score each response: +1 if its last box equals the answer exactly, else -1            -> reward.py
   4. A_i = (s_i - mean(s_group)) / (std(s_group) + 1e-6), the same for every token of i    -> advantage.py
-  5. logp_old = log pi_theta(y_t | x, y_<t), computed by the training model before any update;
+  5. logp_old = log pi_theta(y_t | x, y_<t), computed by the training model before any update     -> logprobs.py
+     (or the sampler's own log-probs when it is this model at this precision: ``recompute_old_logprobs``);
   6. for each mini-batch of ``mini_batch_prompts`` [64] prompts ([4] optimizer steps per rollout batch):
-       for each micro-batch (at most ``micro_batch_max_tokens`` [32,768] tokens):
+       for each micro-batch (rows sorted by length, at most ``micro_batch_max_tokens`` [32,768] tokens):
            L = token-mean of max(-A r_t, -A clip(r_t, 1 - 0.2, 1 + 0.28)), dual-clipped at -10 A for A < 0
            backward(L * micro-batch weight)                                                 -> loss.py
        clip the global grad norm to [1.0]; AdamW step (betas 0.9/0.999, weight decay 0.1);
@@ -21,13 +22,13 @@ JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
   4. No length penalty; truncated responses are kept and usually score -1.
   5. Constant learning rate after warm-up. As in verl, warm-up is counted in *training* steps and the
      schedule is stepped once per rollout batch, so the first step's updates use lr = 0.
-  6. One epoch over the data: the paper stopped at 4,380 steps, within its first pass over DAPO-Math-17k.
+  6. Precision (``policy.py``): float32 master weights and AdamW state, forward/backward in ``dtype`` [bf16].
+  7. One epoch over the data: the paper stopped at 4,380 steps, within its first pass over DAPO-Math-17k.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import random
 import time
@@ -43,28 +44,30 @@ from justrl_lite.advantage import broadcast_to_tokens, grpo_advantages
 from justrl_lite.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
 from justrl_lite.config import JustRLConfig, resolve_path
 from justrl_lite.data import EncodedPrompts, encode_prompts, load_rows
-from justrl_lite.loss import (
-    aggregate_loss,
-    entropy_from_logits,
-    kl_penalty_k3,
-    masked_mean,
-    micro_batch_scale,
-    policy_loss,
-    token_logprobs,
+from justrl_lite.logprobs import (  # noqa: F401  (micro_batches, sequence_lengths: re-exported)
+    compute_old_logprobs,
+    compute_ref_logprobs,
+    micro_batches,
+    padding_counts,
+    plan_micro_batches,
+    reuse_sampling_logprobs,
+    sequence_lengths,
+    sequence_logprobs,
 )
+from justrl_lite.loss import aggregate_loss, kl_penalty_k3, masked_mean, micro_batch_scale, policy_loss
 from justrl_lite.metrics import MetricsLogger
+from justrl_lite.policy import (  # noqa: F401  (TrainerError, DeviceError: re-exported)
+    DeviceError,
+    TrainerError,
+    check_device,
+    compute_context,
+    load_policy,
+    make_optimizer,
+)
 from justrl_lite.reward import score_responses
 from justrl_lite.rollout import RolloutBatch, RolloutEngine
 from justrl_lite.threads import apply_cpu_threads
 from justrl_lite.verifier import dapo_reward, grade_many
-
-
-class TrainerError(RuntimeError):
-    """A problem the user can fix (model path, resume settings, data size); the message says how."""
-
-
-class DeviceError(TrainerError):
-    """The configured device is not available on this machine."""
 
 
 @dataclass
@@ -76,60 +79,10 @@ class TrainResult:
 
 # ---- set-up -------------------------------------------------------------------------------------
 
-def check_device(cfg: JustRLConfig) -> None:
-    """Stop early, with advice, when the config asks for a GPU this machine does not have."""
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(
-            "this config needs a CUDA GPU (device=cuda; the paper ran on 32 A800-80GB GPUs for about 15 days), "
-            "but torch sees none. On a CPU machine run the same recipe at toy scale: "
-            "`python -m justrl_lite.full_run --preset tiny` (or pass device=cpu rollout_engine=hf to override).")
-    if cfg.rollout_engine == "vllm" and importlib.util.find_spec("vllm") is None:
-        from justrl_lite.vllm_rollout import VLLM_MISSING
-
-        raise DeviceError(f"rollout_engine=vllm: {VLLM_MISSING}")
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def load_policy(cfg: JustRLConfig, checkpoint: Path | None = None):
-    """The policy and its tokenizer: from the base (``model_name_or_path``) or from a checkpoint's ``policy/``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = resolve_path(cfg.model_name_or_path)
-    dtype = getattr(torch, cfg.dtype)
-    source = str(checkpoint / "policy") if checkpoint is not None and cfg.lora_rank == 0 else base
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-    except Exception as e:
-        raise TrainerError(f"cannot load the policy from {source!r} ({type(e).__name__}: {e}). Pass a hub id "
-                           f"(e.g. deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B) on a machine with internet, or a "
-                           f"local save_pretrained folder; for the toy base run `python -m justrl_lite.toy.make_base`.") from e
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if cfg.lora_rank > 0:
-        from peft import LoraConfig, PeftModel, get_peft_model
-
-        if checkpoint is not None:
-            model = PeftModel.from_pretrained(model, str(checkpoint / "policy"), is_trainable=True)
-        else:
-            lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM",
-                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-            model = get_peft_model(model, lora)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-    return model.to(cfg.device), tokenizer
-
-
-def make_optimizer(model, cfg: JustRLConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
-                             weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: JustRLConfig) -> torch.optim.lr_scheduler.LambdaLR:
@@ -182,115 +135,52 @@ def sample_seed(seed: int, step: int, purpose: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + purpose * 104_729) % 2**31
 
 
-# ---- log-probs of a batch of [prompt | response] sequences ---------------------------------------
-
-def micro_batches(rows: list[int], seq_lengths: torch.Tensor, max_tokens: int) -> list[list[int]]:
-    """Greedy packing of rows (in order) into micro-batches whose padded size n x max_len fits ``max_tokens``."""
-    out: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for r in rows:
-        n = int(seq_lengths[r])
-        if current and (len(current) + 1) * max(longest, n) > max_tokens:
-            out.append(current)
-            current, longest = [], 0
-        current.append(r)
-        longest = max(longest, n)
-    if current:
-        out.append(current)
-    return out
-
-
-def sequence_logprobs(model, batch: RolloutBatch, rows: list[int], temperature: float,
-                      with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """log pi(y_t | x, y_<t) of the response tokens of ``rows``, trimmed to the longest response among them.
-
-    Returns (logp (b, R'), entropy (b, R') or None, response_mask (b, R')).
-    """
-    device = next(model.parameters()).device
-    prompt_len = int(batch.prompt_mask[rows].sum(-1).max())
-    resp_len = int(batch.response_mask[rows].sum(-1).max())
-    prompt_ids = batch.prompt_ids[rows, batch.prompt_ids.shape[1] - prompt_len:]        # (b, P') left-padded
-    prompt_mask = batch.prompt_mask[rows, batch.prompt_mask.shape[1] - prompt_len:]     # (b, P')
-    response_ids = batch.response_ids[rows, :resp_len]                                  # (b, R') right-padded
-    response_mask = batch.response_mask[rows, :resp_len]                                # (b, R')
-    input_ids = torch.cat([prompt_ids, response_ids], dim=1).to(device)                 # (b, P'+R')
-    attention_mask = torch.cat([prompt_mask, response_mask], dim=1).to(device)          # (b, P'+R')
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)                         # (b, P'+R')
-    # logits at positions P'-1 .. P'+R'-2 predict the response tokens: keep the last R'+1, drop the final one
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                logits_to_keep=resp_len + 1, use_cache=False)
-    logits = out.logits[:, :-1, :].float()                                              # (b, R', V)
-    logp = token_logprobs(logits, response_ids.to(device), temperature)                 # (b, R')
-    entropy = entropy_from_logits(logits, temperature) if with_entropy else None       # (b, R')
-    return logp, entropy, response_mask.to(device)
-
-
-def sequence_lengths(batch: RolloutBatch) -> torch.Tensor:
-    return batch.prompt_mask.sum(-1) + batch.response_mask.sum(-1)                      # (B,)
-
-
-@torch.no_grad()
-def compute_old_logprobs(model, batch: RolloutBatch, cfg: JustRLConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """logp_old and policy entropy of every response token under the current policy, before any update."""
-    was_training = model.training
-    model.eval()
-    B, R = batch.response_ids.shape
-    old_logp = torch.zeros(B, R)
-    entropy = torch.zeros(B, R)
-    lengths = sequence_lengths(batch)
-    for rows in micro_batches(list(range(B)), lengths, cfg.micro_batch_max_tokens):
-        logp, ent, _ = sequence_logprobs(model, batch, rows, cfg.temperature, with_entropy=True)
-        old_logp[rows, : logp.shape[1]] = logp.cpu()
-        entropy[rows, : ent.shape[1]] = ent.cpu()
-    model.train(was_training)
-    return old_logp * batch.response_mask, entropy * batch.response_mask
-
-
-@torch.no_grad()
-def compute_ref_logprobs(ref_model, batch: RolloutBatch, cfg: JustRLConfig) -> torch.Tensor:
-    """Reference-policy log-probs, only for the KL ablation (kl_coef > 0; JustRL uses none)."""
-    B, R = batch.response_ids.shape
-    ref = torch.zeros(B, R)
-    for rows in micro_batches(list(range(B)), sequence_lengths(batch), cfg.micro_batch_max_tokens):
-        logp, _, _ = sequence_logprobs(ref_model, batch, rows, cfg.temperature, with_entropy=False)
-        ref[rows, : logp.shape[1]] = logp.cpu()
-    return ref
-
-
 # ---- the update ----------------------------------------------------------------------------------
 
 def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor, token_advantages: torch.Tensor,
-                  cfg: JustRLConfig, ref_logp: torch.Tensor | None = None) -> dict[str, float]:
-    """PPO epochs x mini-batches of clipped-policy-gradient updates on one rollout batch."""
+                  cfg: JustRLConfig, ref_logp: torch.Tensor | None = None, *,
+                  log_entropy: bool = False) -> dict[str, float]:
+    """PPO epochs x mini-batches of clipped-policy-gradient updates on one rollout batch.
+
+    Forward passes run in ``compute_context(cfg)`` (bf16/fp16 autocast or float32), backward outside it.
+    ``log_entropy`` adds ``policy/entropy``, measured on each mini-batch just before its optimizer step (used when
+    the old-log-prob pass, which measures it otherwise, is skipped).
+    """
     model.train()
+    device = next(model.parameters()).device
     B = batch.response_ids.shape[0]
-    n = cfg.rollouts_per_prompt
-    seqs_per_mini = cfg.mini_batch_prompts * n
-    lengths = sequence_lengths(batch)
-    totals = {"pg_loss": 0.0, "clip_frac": 0.0, "dual_clip_frac": 0.0, "approx_kl": 0.0, "tokens": 0.0}
+    seqs_per_mini = cfg.mini_batch_prompts * cfg.rollouts_per_prompt
+    lengths = sequence_lengths(batch)                                                   # (B,)
+    totals = dict.fromkeys(("pg_loss", "clip_frac", "dual_clip_frac", "approx_kl", "tokens", "entropy",
+                            "padded", "computed"), 0.0)
     grad_norms = []
+    with_entropy = cfg.entropy_coeff > 0 or log_entropy
     for _ in range(cfg.ppo_epochs):
         for start in range(0, B, seqs_per_mini):
             mini = list(range(start, min(start + seqs_per_mini, B)))
             mini_tokens = float(batch.response_mask[mini].sum())
             optimizer.zero_grad(set_to_none=True)
             mini_loss = 0.0
-            for rows in micro_batches(mini, lengths, cfg.micro_batch_max_tokens):
-                logp, ent, mask = sequence_logprobs(model, batch, rows, cfg.temperature,
-                                                    with_entropy=cfg.entropy_coeff > 0)
-                R = logp.shape[1]
-                device = logp.device
-                old = old_logp[rows, :R].to(device)                                   # (b, R')
-                adv = token_advantages[rows, :R].to(device)                            # (b, R')
-                loss, m = policy_loss(logp, old, adv, mask, clip_ratio_low=cfg.clip_ratio_low,
-                                      clip_ratio_high=cfg.clip_ratio_high, clip_ratio_c=cfg.clip_ratio_c,
-                                      loss_agg_mode=cfg.loss_agg_mode)
-                if cfg.entropy_coeff > 0:  # not in JustRL: entropy bonus
-                    loss = loss - cfg.entropy_coeff * aggregate_loss(ent, mask, cfg.loss_agg_mode)
-                if cfg.kl_coef > 0 and ref_logp is not None:  # not in JustRL: KL(pi || pi_ref), k3 estimator
-                    kl = kl_penalty_k3(logp, ref_logp[rows, :R].to(device))
-                    loss = loss + cfg.kl_coef * aggregate_loss(kl, mask, cfg.loss_agg_mode)
+            plan = plan_micro_batches(mini, lengths, cfg.micro_batch_max_tokens)
+            padded, computed = padding_counts(plan, lengths)
+            totals["padded"] += padded
+            totals["computed"] += computed
+            for rows in plan:
+                if not batch.response_mask[rows].any():  # only empty responses: no token, no gradient
+                    continue
+                with compute_context(cfg, device):
+                    logp, ent, mask = sequence_logprobs(model, batch, rows, cfg.temperature, with_entropy)
+                    R = logp.shape[1]
+                    old = old_logp[rows, :R].to(device)                                   # (b, R')
+                    adv = token_advantages[rows, :R].to(device)                            # (b, R')
+                    loss, m = policy_loss(logp, old, adv, mask, clip_ratio_low=cfg.clip_ratio_low,
+                                          clip_ratio_high=cfg.clip_ratio_high, clip_ratio_c=cfg.clip_ratio_c,
+                                          loss_agg_mode=cfg.loss_agg_mode)
+                    if cfg.entropy_coeff > 0:  # not in JustRL: entropy bonus
+                        loss = loss - cfg.entropy_coeff * aggregate_loss(ent, mask, cfg.loss_agg_mode)
+                    if cfg.kl_coef > 0 and ref_logp is not None:  # not in JustRL: KL(pi || pi_ref), k3 estimator
+                        kl = kl_penalty_k3(logp, ref_logp[rows, :R].to(device))
+                        loss = loss + cfg.kl_coef * aggregate_loss(kl, mask, cfg.loss_agg_mode)
                 micro_tokens = float(mask.sum())
                 # weight of this micro-batch in the mini-batch loss: authors' (sequence share) or true token mean
                 scale = micro_batch_scale(cfg.micro_batch_weighting, micro_seqs=len(rows), mini_seqs=len(mini),
@@ -299,6 +189,8 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
                 mini_loss += float(loss.detach()) * scale
                 for k in ("clip_frac", "dual_clip_frac", "approx_kl"):
                     totals[k] += float(m[k]) * micro_tokens
+                if ent is not None:
+                    totals["entropy"] += float((ent.detach() * mask).sum())
                 totals["tokens"] += micro_tokens
             params = [p for p in model.parameters() if p.requires_grad]
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -311,7 +203,7 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
     optimizer.zero_grad(set_to_none=True)  # free the gradients before vLLM wakes (estimate.py, rollout phase)
     n_updates = max(1, len(grad_norms))
     tokens = max(1.0, totals["tokens"])
-    return {
+    metrics = {
         "actor/pg_loss": totals["pg_loss"] / n_updates,
         "actor/clip_frac": totals["clip_frac"] / tokens,
         "actor/dual_clip_frac": totals["dual_clip_frac"] / tokens,
@@ -319,7 +211,12 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
         "actor/grad_norm": float(np.mean(grad_norms)) if grad_norms else 0.0,
         "actor/skipped_updates": float(sum(not np.isfinite(g) for g in grad_norms)),
         "actor/updates": float(len(grad_norms)),
+        # padded tokens / computed tokens of the update's micro-batches (rows x longest, summed)
+        "perf/padding_frac": totals["padded"] / max(1.0, totals["computed"]),
     }
+    if log_entropy:
+        metrics["policy/entropy"] = totals["entropy"] / tokens
+    return metrics
 
 
 # ---- one step, validation, the loop ---------------------------------------------------------------
@@ -347,21 +244,26 @@ def train_step(step: int, model, optimizer, engine: RolloutEngine, prompts: Enco
     advantages = grpo_advantages(rewards_t, batch.group_ids)                               # (B,)
     token_advantages = broadcast_to_tokens(advantages, batch.response_mask)                # (B, R)
     t2 = time.perf_counter()
-    old_logp, entropy = compute_old_logprobs(model, batch, cfg)                            # (B, R) each
+    reuse = reuse_sampling_logprobs(cfg)  # the sampler is this model at this precision: its log-probs are logp_old
+    if reuse:
+        old_logp, entropy = batch.sampling_logprobs * batch.response_mask, None             # (B, R)
+    else:
+        old_logp, entropy = compute_old_logprobs(model, batch, cfg)                        # (B, R) each
     ref_logp = compute_ref_logprobs(ref_model, batch, cfg) if ref_model is not None else None
     t3 = time.perf_counter()
-    metrics = update_policy(model, optimizer, batch, old_logp, token_advantages, cfg, ref_logp)
+    metrics = update_policy(model, optimizer, batch, old_logp, token_advantages, cfg, ref_logp, log_entropy=reuse)
     if hasattr(engine, "sync_weights"):
         engine.sync_weights(model)  # wakes vLLM: its weights come back, the new ones go in, then its KV cache
     t4 = time.perf_counter()
 
     mask = batch.response_mask.float()
     groups = rewards_t.view(-1, cfg.rollouts_per_prompt)
+    if entropy is not None:
+        metrics["policy/entropy"] = float(masked_mean(entropy, mask))
     metrics.update({
         "reward/mean": float(rewards_t.mean()),
         "reward/accuracy": float(np.mean([s > 0 for s in scores])),
         "groups/mixed_frac": float((groups.max(1).values != groups.min(1).values).float().mean()),
-        "policy/entropy": float(masked_mean(entropy, mask)),
         "response_length/mean": float(lengths.float().mean()),
         "response_length/max": float(lengths.max()),
         "response_length/truncated_frac": float(batch.truncated.float().mean()),

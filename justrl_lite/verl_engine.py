@@ -61,6 +61,7 @@ NOT_IN_OVERRIDES = {
     "micro_batch_weighting": "verl 0.9.1 always takes the mini-batch token mean (known_differences)",
     "val_max_response_length": "no upstream key: verl validates at max_response_length (known_differences)",
     "device": "verl runs on CUDA GPUs",
+    "recompute_old_logprobs": "verl always recomputes logp_old with the actor (its sampler is vLLM in bf16)",
     "cpu_threads": "a CPU setting of the native trainer; verl runs on GPUs",
     "rollout_seeded": "an option of the native VLLMRollout (a seed per request); verl seeds its own rollout workers",
 }

@@ -77,6 +77,7 @@ NOT_IN_RECIPE = {
     # the authors' launcher (train/examples/justrl/run_scaling_ssh_distill.sh), with vLLM's sleep mode
     "rollout_gpu_memory_utilization": 0.85,
     "rollout_seeded": False,
+    "recompute_old_logprobs": "auto",
     "overlong_penalty_factor": 1.0,
     "val_max_prompts": 0,
     "seed": 1,
@@ -178,6 +179,8 @@ def test_unknown_preset():
         ("micro_batch_max_tokens", 100),  # cannot hold one full sequence
         ("loss_agg_mode", "mean"),
         ("micro_batch_weighting", "per-token"),
+        ("recompute_old_logprobs", "sometimes"),
+        ("recompute_old_logprobs", False),
         ("kl_coef", -0.1),
         ("entropy_coeff", -0.01),
         ("adam_betas", (0.9, 1.0)),

@@ -104,7 +104,8 @@ def test_vllm_sleeps_through_the_old_logprob_pass_and_the_update_and_is_synced_a
     model, tokenizer = tiny_model_and_tokenizer
     model = copy.deepcopy(model)
     engine = RecordingEngine(tokenizer.pad_token_id, len(tokenizer))
-    model.register_forward_hook(lambda *_: engine.calls.append("policy forward"))
+    # logprobs.py runs the body and the head separately: hook the body (model.model), which every pass runs
+    model.model.register_forward_hook(lambda *_: engine.calls.append("policy forward"))
     cfg = JustRLConfig.tiny().replace(prompts_per_step=2, mini_batch_prompts=1, lr_warmup_steps=0)
     rows = [MathRow(id=f"r{i}", messages=({"role": "user", "content": "1?"},), ground_truth="1", data_source="t")
             for i in range(2)]

@@ -1,0 +1,269 @@
+"""Token log-probs and entropy of responses, computed without ever holding (tokens x vocabulary) in float32.
+
+For a response y to prompt x, at the sampling temperature tau:
+
+    log pi(y_t | x, y_<t) = z_{y_t} - log sum_v exp(z_v),      z = lm_head(h_t) / tau
+    H_t = log sum_v exp(z_v) - sum_v softmax(z)_v z_v
+
+where h_t is the final hidden state at the position before y_t.
+
+How a micro-batch is computed (memory):
+  1. Rows are packed [prompt | response] from the left and right-padded (no left padding), so a micro-batch of
+     b rows costs b x max(prompt + response) tokens: exactly what ``micro_batches`` budgets.
+  2. The model's body (``model.get_decoder()``, through a peft wrapper too) gives the final hidden states (b, W, H).
+  3. Only the hidden states that predict a real response token are kept, flattened to (N, H): padding and prompt
+     positions never reach the vocabulary projection.
+  4. In chunks of ``chunk_tokens(V)`` tokens (about 256 MiB of float32 logits each, 441 tokens at V = 151,936),
+     lm_head + log-softmax (+ entropy when asked) run in float32; under autograd each chunk is a checkpointed
+     function, so its (n, V) logits are recomputed in backward instead of stored.
+  Plain computation would hold (b, W, V) float32 logits: 32,768 tokens x 151,936 x 4 bytes = 19.9 GB per copy.
+
+Micro-batch planning: rows are sorted by length (longest first) before greedy packing, so rows of similar
+length share a micro-batch and few padded tokens are computed (``perf/padding_frac`` in the metrics). Under
+``micro_batch_weighting=global-token-mean`` the mini-batch loss and its gradient do not depend on the plan; under
+``authors`` (the paper's) they do, since each micro-batch is token-averaged on its own (see ``loss.micro_batch_scale``).
+
+The model must compute logits as ``lm_head(last hidden state)`` (Qwen2, Llama, Mistral; not models with logit
+soft-capping).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from justrl_lite.config import JustRLConfig
+from justrl_lite.policy import compute_context
+
+if TYPE_CHECKING:
+    from justrl_lite.rollout import RolloutBatch
+
+LOGPROB_CHUNK_BYTES = 256 * 2**20
+"""Float32 logits of one log-prob chunk: 256 MiB (a few copies of it are the peak of the log-prob step)."""
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+# ---- log-probs and entropy of given logits ------------------------------------------------------
+
+def token_logprobs(logits: Tensor, token_ids: Tensor, temperature: float = 1.0) -> Tensor:
+    """log softmax(logits / temperature) at the sampled tokens: (B, T, V), (B, T) -> (B, T).
+
+    ``logits[b, t]`` must be the model's prediction *for* ``token_ids[b, t]`` (i.e. already shifted by one).
+    One logit is gathered per position and a logsumexp subtracted (no (B, T, V) log-softmax is built); at
+    temperature 1.0 (JustRL) the logits are not even divided. float16 / bfloat16 logits are upcast one
+    sequence at a time; the result is float32.
+    """
+    _check_logits(logits, temperature)
+    if token_ids.shape != logits.shape[:2]:
+        raise ValueError(f"token_ids must be (B, T) = {tuple(logits.shape[:2])} to match logits (B, T, V), "
+                         f"got {tuple(token_ids.shape)}; shift so that logits[:, t] predicts token_ids[:, t]")
+    if token_ids.is_floating_point():
+        raise ValueError(f"token_ids must be integer token ids, got dtype {token_ids.dtype}")
+    if logits.dtype in _LOW_PRECISION:
+        rows = [_logprobs_rows(logits[b].float(), token_ids[b], temperature) for b in range(logits.shape[0])]
+        return torch.stack(rows) if rows else logits.new_zeros(token_ids.shape, dtype=torch.float32)
+    return _logprobs_rows(logits, token_ids, temperature)
+
+
+def _logprobs_rows(logits: Tensor, token_ids: Tensor, temperature: float) -> Tensor:
+    # (..., V), (...) -> (...); dividing by the temperature is skipped at 1.0 (JustRL) to save a copy
+    z = logits if temperature == 1.0 else logits / temperature  # (..., V)
+    # log p(y_t) = z_{y_t} - log sum_v exp(z_v)
+    picked = z.gather(-1, token_ids.long().unsqueeze(-1)).squeeze(-1)  # (...)
+    return picked - torch.logsumexp(z, dim=-1)  # (...)
+
+
+def entropy_from_logits(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Entropy of softmax(logits / temperature) at every position: (B, T, V) -> (B, T).
+
+    JustRL logs it (a band of ~1.2-1.4 nats over training) but does not train on it (entropy_coeff = 0).
+    float16 / bfloat16 logits are processed one sequence at a time in float32.
+    """
+    _check_logits(logits, temperature)
+    if logits.dtype in _LOW_PRECISION:
+        rows = [_entropy_rows(logits[b].float(), temperature) for b in range(logits.shape[0])]
+        return torch.stack(rows) if rows else logits.new_zeros(logits.shape[:2], dtype=torch.float32)
+    return _entropy_rows(logits, temperature)
+
+
+def _entropy_rows(logits: Tensor, temperature: float) -> Tensor:
+    z = logits if temperature == 1.0 else logits / temperature  # (..., V)
+    p = torch.softmax(z, dim=-1)  # (..., V)
+    # H = -sum_v p_v log p_v = logsumexp(z) - sum_v p_v z_v
+    return torch.logsumexp(z, dim=-1) - (p * z).sum(dim=-1)  # (...)
+
+
+def _check_logits(logits: Tensor, temperature: float) -> None:
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be (B, T, V), got shape {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be floating point, got dtype {logits.dtype}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature must be a number > 0 (the sampling temperature), got {temperature!r}")
+
+
+# ---- chunked log-probs from hidden states -------------------------------------------------------
+
+def chunk_tokens(vocab_size: int) -> int:
+    """Tokens per log-prob chunk: as many as fit ``LOGPROB_CHUNK_BYTES`` of float32 logits."""
+    return max(1, LOGPROB_CHUNK_BYTES // (4 * vocab_size))
+
+
+def _chunk_logprobs(head, hidden: Tensor, token_ids: Tensor, temperature: float,
+                    with_entropy: bool) -> tuple[Tensor, Tensor]:
+    # (n, H), (n,) -> (n,), (n,)
+    logits = head(hidden).float()                                         # (n, V)
+    entropy = _entropy_rows(logits, temperature) if with_entropy else logits.new_zeros(0)
+    return _logprobs_rows(logits, token_ids, temperature), entropy
+
+
+def chunked_logprobs(head, hidden: Tensor, token_ids: Tensor, temperature: float,
+                     with_entropy: bool) -> tuple[Tensor, Tensor | None]:
+    """log pi and entropy of ``token_ids`` (N,) from the hidden states (N, H) that predict them, chunk by chunk."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature must be a number > 0 (the sampling temperature), got {temperature!r}")
+    step = chunk_tokens(head.weight.shape[0]) if hasattr(head, "weight") else 512
+    logps, ents = [], []
+    for start in range(0, hidden.shape[0], step):
+        args = (head, hidden[start:start + step], token_ids[start:start + step], temperature, with_entropy)
+        if torch.is_grad_enabled():  # recomputed in backward: only the (n, H) input is kept
+            lp, ent = checkpoint(_chunk_logprobs, *args, use_reentrant=False)
+        else:
+            lp, ent = _chunk_logprobs(*args)
+        logps.append(lp)
+        ents.append(ent)
+    empty = hidden.new_zeros(0, dtype=torch.float32)
+    logp = torch.cat(logps) if logps else empty                           # (N,)
+    entropy = (torch.cat(ents) if ents else empty) if with_entropy else None
+    return logp, entropy
+
+
+def body_and_head(model):
+    """(decoder body returning final hidden states, lm_head) of a causal LM, through a peft wrapper too."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+# ---- log-probs of a batch of [prompt | response] sequences ---------------------------------------
+
+def sequence_lengths(batch: RolloutBatch) -> Tensor:
+    return batch.prompt_mask.sum(-1) + batch.response_mask.sum(-1)                      # (B,)
+
+
+def sequence_logprobs(model, batch: RolloutBatch, rows: list[int], temperature: float,
+                      with_entropy: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+    """log pi(y_t | x, y_<t) of the response tokens of ``rows``, trimmed to the longest response among them.
+
+    Returns (logp (b, R'), entropy (b, R') or None, response_mask (b, R')), float32, 0 on padding. Runs in the
+    caller's autocast context (``policy.compute_context``).
+    """
+    body, head = body_and_head(model)
+    device = next(model.parameters()).device
+    prompt_lens = batch.prompt_mask[rows].sum(-1)                                       # (b,)
+    resp_lens = batch.response_mask[rows].sum(-1)                                       # (b,)
+    b, R = len(rows), int(resp_lens.max())
+    W = int((prompt_lens + resp_lens).max())
+    P = batch.prompt_ids.shape[1]
+    input_ids = torch.zeros(b, W, dtype=torch.long)                                     # (b, W) right-padded
+    attention_mask = torch.zeros(b, W, dtype=torch.long)                                # (b, W)
+    for k, r in enumerate(rows):
+        p, n = int(prompt_lens[k]), int(resp_lens[k])
+        input_ids[k, :p] = batch.prompt_ids[r, P - p:]  # prompts are left-padded: the real tokens are the last p
+        input_ids[k, p:p + n] = batch.response_ids[r, :n]
+        attention_mask[k, :p + n] = 1
+    position_ids = torch.arange(W).expand(b, W)                                         # (b, W)
+    hidden = body(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                  position_ids=position_ids.to(device), use_cache=False).last_hidden_state   # (b, W, H)
+    response_mask = batch.response_mask[rows, :R].to(device)                            # (b, R)
+    keep = response_mask.bool()                                                         # (b, R)
+    # the hidden state at position p - 1 + t predicts response token t
+    where = (prompt_lens[:, None] - 1 + torch.arange(R)).clamp(max=W - 1).to(device)    # (b, R)
+    row_of = torch.arange(b, device=device)[:, None].expand(b, R)                       # (b, R)
+    h = hidden[row_of[keep], where[keep]]                                               # (N, H)
+    ids = batch.response_ids[rows, :R].to(device)[keep]                                 # (N,)
+    logp_flat, ent_flat = chunked_logprobs(head, h, ids, temperature, with_entropy)     # (N,), (N,)
+    zeros = torch.zeros(b, R, dtype=torch.float32, device=device)
+    logp = zeros.masked_scatter(keep, logp_flat)                                        # (b, R)
+    entropy = zeros.masked_scatter(keep, ent_flat) if with_entropy else None            # (b, R)
+    return logp, entropy, response_mask
+
+
+# ---- micro-batch planning -----------------------------------------------------------------------
+
+def micro_batches(rows: list[int], seq_lengths: Tensor, max_tokens: int) -> list[list[int]]:
+    """Greedy packing of rows (in the given order) into micro-batches whose padded size n x max_len fits."""
+    out: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for r in rows:
+        n = int(seq_lengths[r])
+        if current and (len(current) + 1) * max(longest, n) > max_tokens:
+            out.append(current)
+            current, longest = [], 0
+        current.append(r)
+        longest = max(longest, n)
+    if current:
+        out.append(current)
+    return out
+
+
+def plan_micro_batches(rows: list[int], seq_lengths: Tensor, max_tokens: int) -> list[list[int]]:
+    """Length-aware plan: rows sorted longest first (ties by index), then packed greedily by ``micro_batches``.
+
+    Rows of similar length share a micro-batch, so little padding is computed; the longest micro-batch comes
+    first, so a plan that does not fit in memory fails at once.
+    """
+    ordered = sorted(rows, key=lambda r: (-int(seq_lengths[r]), r))
+    return micro_batches(ordered, seq_lengths, max_tokens)
+
+
+def padding_counts(plan: list[list[int]], seq_lengths: Tensor) -> tuple[int, int]:
+    """(padded tokens, computed tokens) of a plan: computed = sum over micro-batches of rows x longest."""
+    computed = sum(len(rows) * int(seq_lengths[rows].max()) for rows in plan)
+    real = sum(int(seq_lengths[rows].sum()) for rows in plan)
+    return computed - real, computed
+
+
+# ---- the old-policy and reference passes ---------------------------------------------------------
+
+def reuse_sampling_logprobs(cfg: JustRLConfig) -> bool:
+    """Whether logp_old is the sampler's log-probs (see ``JustRLConfig.recompute_old_logprobs``)."""
+    if cfg.recompute_old_logprobs != "auto":
+        return cfg.recompute_old_logprobs == "never"
+    # the sampler is the training model itself, in float32, sampling from the unfiltered distribution
+    return cfg.rollout_engine == "hf" and cfg.dtype == "float32" and cfg.top_p == 1.0 and cfg.top_k == -1
+
+
+@torch.no_grad()
+def compute_old_logprobs(model, batch: RolloutBatch, cfg: JustRLConfig) -> tuple[Tensor, Tensor]:
+    """logp_old and policy entropy of every response token under the current policy, before any update."""
+    was_training = model.training
+    model.eval()
+    B, R = batch.response_ids.shape
+    old_logp = torch.zeros(B, R)
+    entropy = torch.zeros(B, R)
+    device = next(model.parameters()).device
+    for rows in plan_micro_batches(list(range(B)), sequence_lengths(batch), cfg.micro_batch_max_tokens):
+        with compute_context(cfg, device):
+            logp, ent, _ = sequence_logprobs(model, batch, rows, cfg.temperature, with_entropy=True)
+        old_logp[rows, : logp.shape[1]] = logp.cpu()
+        entropy[rows, : ent.shape[1]] = ent.cpu()
+    model.train(was_training)
+    return old_logp * batch.response_mask, entropy * batch.response_mask
+
+
+@torch.no_grad()
+def compute_ref_logprobs(ref_model, batch: RolloutBatch, cfg: JustRLConfig) -> Tensor:
+    """Reference-policy log-probs, only for the KL ablation (kl_coef > 0; JustRL uses none)."""
+    B, R = batch.response_ids.shape
+    ref = torch.zeros(B, R)
+    device = next(ref_model.parameters()).device
+    for rows in plan_micro_batches(list(range(B)), sequence_lengths(batch), cfg.micro_batch_max_tokens):
+        with compute_context(cfg, device):
+            logp, _, _ = sequence_logprobs(ref_model, batch, rows, cfg.temperature, with_entropy=False)
+        ref[rows, : logp.shape[1]] = logp.cpu()
+    return ref

@@ -1,0 +1,144 @@
+"""The policy: one loader for training, evaluation and export, the precision policy, the optimizer, the device check.
+
+Precision policy (``dtype`` in the config; what each tensor is, and why):
+
+    tensor                                  dtype=float32     dtype=bfloat16 / float16
+    trainable parameters (master weights)   float32           float32
+    AdamW moments m, v                      float32           float32
+    gradients                               float32           float32 (autocast's backward casts to the parameter's dtype)
+    matmuls of forward and backward         float32           dtype   (torch.autocast(device, dtype))
+    logits of one log-prob chunk            float32           dtype, then float32 for log-softmax/entropy
+    checkpoint ``policy/``                  float32           float32 (resume is exact)
+    exported model (``export.py``)          chosen at export, e.g. bfloat16 for sharing and vLLM
+
+Why the master weights stay float32. AdamW's first steps move every weight by about lr (the update
+m / (sqrt(v) + eps) is ~1 in size when the gradient has a steady sign), i.e. by 1e-6 in JustRL. bfloat16 keeps
+8 significant bits: two neighbours near w are 2^-7 |w| to 2^-8 |w| apart, so any update smaller than
+2^-9 |w| ~ 0.002 |w| rounds back to w. An update of 1e-6 survives only on weights with |w| < ~2.6e-4 to 5.1e-4.
+Measured on the toy base (``data/toy/base``, 1M parameters, median |w| = 0.033): adding 1e-6 to every weight in
+bfloat16 changes 0.83% of them; in float32 (24 significant bits, threshold 2^-25 |w| ~ 3e-8 |w|) 100%
+(tests/test_policy.py::test_an_update_of_1e6_rounds_away_in_bfloat16_but_not_in_float32). One AdamW step at lr 1e-6
+on a random toy batch moves 99.6% of the weights with a gradient under this policy and 0.8% with weights stored
+in bfloat16 (test_one_adamw_step_at_lr_1e6_moves_the_weights_only_with_float32_masters); one training step of the
+paper preset at toy size moves 99.93% of all weights (test_paper_preset_one_step_on_cpu_moves_most_weights; the
+old bf16-stored path: 0.79%, issue 9). verl, which the authors ran, does the same: FSDP mixed precision with
+float32 parameters and bfloat16 compute.
+
+float16 compute is accepted for GPUs without bfloat16, but no loss scaling is applied (the paper's runs use
+bfloat16; small float16 gradients may underflow to zero).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from justrl_lite.config import JustRLConfig, resolve_path
+
+LOW_PRECISION = ("bfloat16", "float16")
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TrainerError(RuntimeError):
+    """A problem the user can fix (model path, resume settings, data size); the message says how."""
+
+
+class DeviceError(TrainerError):
+    """The configured device is not available on this machine."""
+
+
+class ModelLoadError(TrainerError):
+    """A model folder or hub id cannot be loaded; the message says what to pass instead."""
+
+
+def check_device(cfg: JustRLConfig) -> None:
+    """Stop early, with advice, when the config asks for a GPU this machine does not have."""
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(
+            "this config needs a CUDA GPU (device=cuda; the paper ran on 32 A800-80GB GPUs for about 15 days), "
+            "but torch sees none. On a CPU machine run the same recipe at toy scale: "
+            "`python -m justrl_lite.full_run --preset tiny` (or pass device=cpu rollout_engine=hf to override).")
+    if cfg.rollout_engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        from justrl_lite.vllm_rollout import VLLM_MISSING
+
+        raise DeviceError(f"rollout_engine=vllm: {VLLM_MISSING}")
+
+
+def compute_context(dtype: str | JustRLConfig, device: str | torch.device):
+    """The context every forward pass of training runs in: autocast to bf16/fp16, or nothing for float32.
+
+    The old-log-prob pass and the update use this same context, so that on the first mini-batch r_t = 1 up to
+    the same numerics. Backward is called outside it (as torch recommends); its matmuls follow the forward's.
+    """
+    name = dtype.dtype if isinstance(dtype, JustRLConfig) else dtype
+    if name not in LOW_PRECISION:
+        return contextlib.nullcontext()
+    device_type = torch.device(device).type
+    return torch.autocast(device_type=device_type, dtype=getattr(torch, name))
+
+
+def load_model(model_path: str, *, device: str, dtype: str, load_weights: bool = True):
+    """(model in eval mode, tokenizer) from a local ``save_pretrained`` folder or a hub id, weights in ``dtype``.
+
+    ``load_weights=False`` returns (None, tokenizer). Used by evaluation and export as is, and by ``load_policy``.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("device cuda was asked for but no CUDA GPU is visible; pass --device cpu")
+    if dtype not in ("bfloat16", "float16", "float32"):
+        raise ModelLoadError(f"dtype must be bfloat16, float16 or float32, got {dtype!r}")
+    resolved = resolve_path(model_path)
+    looks_local = model_path.startswith((".", "/", "~")) or model_path.count("/") != 1
+    if looks_local and not Path(resolved).is_dir():
+        raise ModelLoadError(f"model path {model_path!r} is not a folder: pass a folder written by "
+                             f"save_pretrained (e.g. data/toy/base, made by `python -m justrl_lite.toy.make_base`, "
+                             f"or one written by `python -m justrl_lite.export`) or a hub id such as "
+                             f"hbx/JustRL-DeepSeek-1.5B")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved)
+        model = None
+        if load_weights:
+            model = AutoModelForCausalLM.from_pretrained(resolved, dtype=getattr(torch, dtype))
+            model = model.to(device).eval()
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelLoadError(f"cannot load model {model_path!r} ({type(e).__name__}: {str(e)[:300]}); pass "
+                             f"a folder written by save_pretrained (config.json, weights, tokenizer files) "
+                             f"or a hub id this machine can download (e.g. deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B)") from e
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def load_policy(cfg: JustRLConfig, checkpoint: Path | None = None):
+    """The trainable policy (float32 master weights, see the module docstring) and its tokenizer.
+
+    From the base (``model_name_or_path``) or from a checkpoint's ``policy/`` (full weights, or a LoRA adapter
+    on top of the base).
+    """
+    full_from_checkpoint = checkpoint is not None and cfg.lora_rank == 0
+    source = str(checkpoint / "policy") if full_from_checkpoint else cfg.model_name_or_path
+    model, tokenizer = load_model(source, device="cpu", dtype="float32")
+    if cfg.lora_rank > 0:
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        if checkpoint is not None:
+            model = PeftModel.from_pretrained(model, str(checkpoint / "policy"), is_trainable=True)
+        else:
+            lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM",
+                              target_modules=LORA_TARGETS)
+            model = get_peft_model(model, lora)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    return model.to(cfg.device), tokenizer
+
+
+def make_optimizer(model, cfg: JustRLConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable (float32) parameters; its moments are float32 like them."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
+                             weight_decay=cfg.weight_decay)
