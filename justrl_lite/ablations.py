@@ -40,7 +40,8 @@ def is_complete(cfg: JustRLConfig) -> bool:
     return bool(rows) and rows[-1]["step"] >= cfg.total_steps
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m justrl_lite.ablations`` (notebook 06 parses the stored command with it)."""
     p = argparse.ArgumentParser(prog="python -m justrl_lite.ablations", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -49,23 +50,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default=None, help="copy each finished metrics.jsonl here as <variant>/seed<k>.jsonl")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="field=value", help="overrides of the tiny preset for all runs")
-    args = p.parse_args(argv)
+    return p
+
+
+def planned_runs(args: argparse.Namespace) -> list[tuple[str, int, JustRLConfig]]:
+    """(variant, seed, config) of every run one parsed command asks for, in the order ``main`` runs them."""
+    base = JustRLConfig.tiny().with_overrides(args.overrides) if args.overrides else JustRLConfig.tiny()
+    return [(variant, seed, variant_config(base, variant, seed, Path(args.out)))
+            for variant in args.variants for seed in args.seeds]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from justrl_lite.checkpoint import CheckpointError
     from justrl_lite.data import DataError
     from justrl_lite.trainer import TrainerError, train
 
     try:
-        base = JustRLConfig.tiny().with_overrides(args.overrides) if args.overrides else JustRLConfig.tiny()
-        for variant in args.variants:
-            for seed in args.seeds:
-                cfg = variant_config(base, variant, seed, Path(args.out))
-                if not is_complete(cfg):
-                    print(f"== {variant} seed {seed} -> {cfg.output_dir}", flush=True)
-                    train(cfg, resume=True, progress=not args.no_progress)
-                if args.store:
-                    dest = Path(args.store) / variant / f"seed{seed}.jsonl"
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(Path(cfg.output_dir) / "metrics.jsonl", dest)
+        for variant, seed, cfg in planned_runs(args):
+            if not is_complete(cfg):
+                print(f"== {variant} seed {seed} -> {cfg.output_dir}", flush=True)
+                train(cfg, resume=True, progress=not args.no_progress)
+            if args.store:
+                dest = Path(args.store) / variant / f"seed{seed}.jsonl"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(cfg.output_dir) / "metrics.jsonl", dest)
     except (ConfigError, TrainerError, DataError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

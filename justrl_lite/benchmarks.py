@@ -85,7 +85,7 @@ def find_benchmark(name: str) -> BenchmarkSpec | None:
 
 COMPARE_CHOICES = ("paper-deepseek", "paper-nemotron", "paper-deepseek-base", "paper-nemotron-base")
 
-# Source: ../shared/docs/justrl_recipe.md, section "Results" (the paper's tables, arXiv 2512.16649, also in
+# Source: docs/recipe.md, section "Reported results" (the paper's tables, arXiv 2512.16649, also in
 # the README of github thunlp/JustRL). pass@1 in %, avg@32 / avg@4 as in item 2; "avg" is the paper's own.
 PAPER_RESULTS: dict[str, dict[str, Any]] = {
     "paper-deepseek-base": {

@@ -1,11 +1,12 @@
 """One configuration for the whole JustRL recipe, with three presets: ``paper``, ``one_gpu`` and ``tiny``.
 
 JustRL's point is that *one fixed set* of hyperparameters trains both 1.5B models. ``JustRLConfig.paper()``
-is that set, field for field (``../shared/docs/justrl_recipe.md``, "Fixed settings"): the authors' 32-GPU run.
+is that set, field for field (``docs/recipe.md``, "The fixed settings"): the authors' 32-GPU run.
 ``JustRLConfig.one_gpu()`` keeps every fixed choice and shrinks only scale (response cap, prompts per step,
 validation, steps) to one 80 GB GPU. ``JustRLConfig.tiny()`` is the same recipe shrunk to a laptop CPU: only
 scale-dependent values change (model, data, batch sizes, lengths, learning-rate magnitude, number of steps).
-``diff_table(paper, other, PRESET_REASONS[name])`` lists each change with its reason.
+``diff_table(paper, other, PRESET_REASONS[name])`` (``config_tables.py``) lists each change with its reason;
+files and ``field=value`` overrides are ``config_io.py``.
 
 JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
   1. Outcome reward only, binary +1/-1 from a strict ``\\boxed{}`` match; no reward model, no SymPy.
@@ -21,9 +22,7 @@ JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
 from __future__ import annotations
 
 import dataclasses
-import json
-import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -293,59 +292,31 @@ class JustRLConfig:
     def replace(self, **changes: Any) -> JustRLConfig:
         return dataclasses.replace(self, **changes)
 
-    # ---- files and command lines ----------------------------------------------------------------
+    # ---- files and command lines (the code is in config_io.py) ---------------------------------
     def save(self, path: str | Path) -> None:
         """Write the config as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
+        from justrl_lite.config_io import save_config
 
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        else:
-            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        save_config(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> JustRLConfig:
         """Read a config written by ``save`` (unknown keys are an error, missing keys take the paper's value)."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read config file {path}: {e}") from e
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
+        from justrl_lite.config_io import load_config
 
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except Exception as e:  # malformed file: one clear message
-            raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from e
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of field -> value")
-        return cls.from_dict(data, source=str(path))
+        return load_config(path, cls=cls)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "dict") -> JustRLConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown config field(s) {unknown}; known fields: {sorted(known)}")
-        return cls(**{k: _coerce(k, v) for k, v in data.items()})
+        from justrl_lite.config_io import config_from_dict
+
+        return config_from_dict(data, source=source, cls=cls)
 
     def with_overrides(self, overrides: list[str]) -> JustRLConfig:
         """Apply command-line ``key=value`` overrides, e.g. ``["lr=2e-6", "total_steps=100"]``."""
-        changes: dict[str, Any] = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} must look like field=value, e.g. lr=2e-6")
-            key, value = item.split("=", 1)
-            key = key.strip().lstrip("-").replace("-", "_")
-            changes[key] = _parse_value(key, value.strip())
-        d = self.to_dict()
-        d.update(changes)
-        return type(self).from_dict(d, source="overrides")
+        from justrl_lite.config_io import apply_overrides
+
+        return apply_overrides(self, overrides)
 
 
 # ---- presets ------------------------------------------------------------------------------------
@@ -445,41 +416,6 @@ PRESET_REASONS: dict[str, dict[str, str]] = {"paper": {}, "one_gpu": ONE_GPU_REA
 """Per preset: why each of its fields differs from ``paper()`` (the ``diff_table`` reasons)."""
 
 
-def diff_table(a: JustRLConfig, b: JustRLConfig, reasons: dict[str, str] | None = None,
-               names: tuple[str, str] = ("paper", "tiny")) -> str:
-    """Markdown table of every field where ``a`` and ``b`` differ, with a one-line reason per field."""
-    reasons = TINY_REASONS if reasons is None else reasons
-    rows = [f"| field | {names[0]} | {names[1]} | why |", "|---|---|---|---|"]
-    for f in fields(JustRLConfig):
-        va, vb = getattr(a, f.name), getattr(b, f.name)
-        if va != vb:
-            rows.append(f"| `{f.name}` | {_show(va)} | {_show(vb)} | {reasons.get(f.name, '')} |")
-    return "\n".join(rows)
-
-
-def field_docs() -> dict[str, str]:
-    """Field name -> its docstring, read from this module's source (so the docs and the code cannot drift)."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(JustRLConfig))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
-    return docs
-
-
-def recipe_table(cfg: JustRLConfig) -> str:
-    """Markdown table of every field of ``cfg`` with its value and docstring."""
-    docs = field_docs()
-    rows = ["| field | value | meaning |", "|---|---|---|"]
-    for f in fields(JustRLConfig):
-        rows.append(f"| `{f.name}` | {_show(getattr(cfg, f.name))} | {docs.get(f.name, '')} |")
-    return "\n".join(rows)
-
-
 def resolve_path(path: str) -> str:
     """A relative local path is tried against the working directory, then the project root; hub ids pass through."""
     p = Path(path)
@@ -567,62 +503,17 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-# ---- parsing of overrides -----------------------------------------------------------------------
+# ---- moved out: every old import from here keeps working ----------------------------------------
 
-def _field_type(name: str) -> Any:
-    hints = typing.get_type_hints(JustRLConfig)
-    if name not in hints:
-        known = sorted(f.name for f in fields(JustRLConfig))
-        raise ConfigError(f"unknown config field {name!r}; known fields: {known}")
-    return hints[name]
+_MOVED = {"diff_table": "config_tables", "recipe_table": "config_tables", "field_docs": "config_tables",
+          "field_names": "config_tables"}
 
 
-def _parse_value(name: str, text: str) -> Any:
-    t = _field_type(name)
-    try:
-        if t is bool:
-            low = text.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true/false")
-        if t is int:
-            f = float(text)
-            if f != int(f):
-                raise ValueError("expected an integer")
-            return int(f)
-        if t is float:
-            return float(text)
-        if typing.get_origin(t) is tuple:
-            parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
-            return tuple(float(p) for p in parts)
-    except (ValueError, OverflowError) as e:  # OverflowError: int(float("inf"))
-        raise ConfigError(f"config field `{name}`: cannot read {text!r} as {getattr(t, '__name__', t)} ({e})") from e
-    return text
+def __getattr__(name: str) -> Any:
+    """``from justrl_lite.config import diff_table`` (and the other table helpers) still works: they live in
+    ``config_tables.py`` now, imported on first use (an import at the top would be a cycle)."""
+    if name in _MOVED:
+        import importlib
 
-
-def _coerce(name: str, value: Any) -> Any:
-    t = _field_type(name)
-    if typing.get_origin(t) is tuple and isinstance(value, (list, tuple)):
-        return tuple(value)
-    if t is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if t is float and isinstance(value, str):  # PyYAML reads `lr: 1e-6` (no dot) as a string
-        try:
-            return float(value)
-        except ValueError:
-            return value  # validation then names the field
-    return value
-
-
-def _show(v: Any) -> str:
-    if isinstance(v, str):
-        return "`" + v.replace("\n", "\\n").replace("|", "\\|") + "`"
-    return f"`{v}`"
-
-
-def field_names() -> list[str]:
-    return [f.name for f in fields(JustRLConfig)]
-
-
+        return getattr(importlib.import_module(f"justrl_lite.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from justrl_lite.config import (
     diff_table,
 )
 
-# The recipe's fixed settings, copied by hand from ../shared/docs/justrl_recipe.md (not from config.py).
+# The recipe's fixed settings, copied by hand from docs/recipe.md, "The fixed settings" (not from config.py).
 RECIPE = {
     # base model, data, prompt
     "model_name_or_path": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
@@ -351,3 +351,18 @@ def test_diff_table_lists_every_differing_field_with_a_reason():
 
 def test_diff_table_of_equal_configs_has_no_rows():
     assert _table_rows(diff_table(JustRLConfig.paper(), JustRLConfig.paper())) == {}
+
+
+def test_moved_helpers_are_the_same_objects_from_config_and_their_modules():
+    import justrl_lite.config as config
+    from justrl_lite import config_io, config_tables
+
+    for name in ("diff_table", "recipe_table", "field_docs", "field_names"):
+        assert getattr(config, name) is getattr(config_tables, name), name
+    with pytest.raises(AttributeError, match="no_such_helper"):
+        config.no_such_helper  # noqa: B018
+    paper = JustRLConfig.paper()
+    assert config_io.apply_overrides(paper, ["lr=3e-6"]) == paper.with_overrides(["lr=3e-6"]) == paper.replace(lr=3e-6)
+    assert config_tables.field_names() == [f.name for f in dataclasses.fields(JustRLConfig)]
+    assert set(config_tables.field_docs()) == set(config_tables.field_names())   # every field has its docstring
+    assert config_tables.recipe_table(paper).count("\n") == len(config_tables.field_names()) + 1
