@@ -3,7 +3,7 @@
     score(benchmark) = 100 * mean over problems p of ( mean over the N samples j of p of correct(p, j) )
     average          = unweighted mean of the benchmark scores (the paper's "Avg" column)
 
-The paper's fixed evaluation choices (``../shared/docs/justrl_recipe.md``, "Evaluation protocol"; the
+The paper's fixed evaluation choices (``docs/recipe.md``, "How the paper evaluates"; the
 authors' ``evals/gen_vllm.py`` and ``evals/grade.py`` in github thunlp/JustRL):
   1. Nine benchmarks, in the results table's column order: AIME24, AIME25, AMC23, MATH-500, Minerva,
      OlympiadBench, HMMT25, BRUMO25, CMIMC25 (``benchmarks.BENCHMARKS``).

@@ -12,7 +12,8 @@ One training step (the paper's numbers in brackets):
            L = token-mean of max(-A r_t, -A clip(r_t, 1 - 0.2, 1 + 0.28)), dual-clipped at -10 A for A < 0
            backward(L * micro-batch weight)                                                 -> loss.py
        clip the global grad norm to [1.0]; AdamW step (betas 0.9/0.999, weight decay 0.1);
-  7. lr = 1e-6 * min(1, step / 10): linear warm-up over [10] training steps, then constant.
+  7. lr = 1e-6 * min(1, (step - 1) / 10) at training step ``step`` (1-based): linear warm-up over [10] training
+     steps, then constant (``make_scheduler``).
 
 JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
   1. No KL term and no reference model (``kl_coef`` = 0); no entropy bonus (``entropy_coeff`` = 0).
@@ -88,7 +89,7 @@ def seed_everything(seed: int) -> None:
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: JustRLConfig) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over ``lr_warmup_steps`` training steps, then constant (stepped once per training step)."""
     warmup = cfg.lr_warmup_steps
-    # lr(step) = lr * min(1, step / warmup)
+    # k = scheduler steps taken = training step - 1:  lr(k) = lr * min(1, k / warmup)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 if warmup == 0 else min(1.0, step / warmup))
 
 
