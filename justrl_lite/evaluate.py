@@ -274,29 +274,36 @@ def load_model(model_path: str, *, device: str, dtype: str, load_weights: bool =
         raise EvaluationError(str(e)) from e
 
 
-HF_SCORES_MAX_SHARE = 0.5
-"""The HF engine refuses a run whose kept per-step scores would take more than this share of the GPU's memory."""
+HF_CACHE_MAX_SHARE = 0.5
+"""The HF engine refuses a run whose KV cache would take more than this share of the GPU's memory."""
 
 
 def default_engine(device: str | None) -> str:
-    """``vllm`` on CUDA (the HF engine keeps every step's scores), ``hf`` on CPU."""
+    """``vllm`` on CUDA (paged KV cache, large batches: the paper's 31,744-token samples), ``hf`` on CPU."""
     return "vllm" if (device or ("cuda" if _cuda_available() else "cpu")) == "cuda" else "hf"
 
 
-def check_hf_length(batch_size: int, max_new_tokens: int, vocab_size: int, bytes_per_score: int,
-                    device_bytes: int) -> None:
-    """Refuse (one message naming the vLLM engine) an HF evaluation whose kept scores cannot fit on the GPU.
+def kv_bytes_per_token(config, bytes_per_value: int) -> int:
+    """KV-cache bytes one token takes: 2 (K and V) x layers x KV heads x head dim x bytes per value."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    return 2 * config.num_hidden_layers * kv_heads * head_dim * bytes_per_value
 
-    transformers ``generate(output_scores=True)`` keeps a (batch, vocab) score tensor per generated token:
-    batch_size x max_new_tokens x vocab_size x bytes_per_score, e.g. 8 x 31,744 x 151,936 x 2 B = 71.9 GiB.
+
+def check_hf_length(batch_size: int, sequence_tokens: int, bytes_per_token: int, device_bytes: int) -> None:
+    """Refuse (one message naming the vLLM engine) an HF evaluation whose KV cache cannot fit on the GPU.
+
+    ``HFRollout`` decodes with ``decode.sample_dropping_finished``, which keeps no per-step scores, only the KV
+    cache of the rows still generating: at most batch_size x (prompt + new tokens) x ``kv_bytes_per_token``,
+    e.g. 8 x 32,768 x 28,672 B = 7.0 GiB at 1.5B in bf16. vLLM pages the same cache and batches far more rows.
     """
-    need = batch_size * max_new_tokens * vocab_size * bytes_per_score
-    if need > HF_SCORES_MAX_SHARE * device_bytes:
+    need = batch_size * sequence_tokens * bytes_per_token
+    if need > HF_CACHE_MAX_SHARE * device_bytes:
         raise EvaluationError(
-            f"--engine hf keeps every step's scores: {batch_size} prompts x {max_new_tokens:,} new tokens x "
-            f"{vocab_size:,} vocabulary x {bytes_per_score} B = {need / 2**30:.1f} GiB, more than "
-            f"{HF_SCORES_MAX_SHARE:.0%} of this GPU's {device_bytes / 2**30:.0f} GiB. Use the vLLM engine "
-            f"(--engine vllm, the default on CUDA), or lower --max-new-tokens or --batch-size.")
+            f"--engine hf holds a KV cache of {batch_size} prompts x {sequence_tokens:,} tokens x "
+            f"{bytes_per_token:,} B = {need / 2**30:.1f} GiB, more than {HF_CACHE_MAX_SHARE:.0%} of this GPU's "
+            f"{device_bytes / 2**30:.0f} GiB. Use the vLLM engine (--engine vllm, the default on CUDA), or lower "
+            f"--max-new-tokens or --batch-size.")
 
 
 def make_engine(kind: str, model, tokenizer, *, model_path: str | None, max_model_len: int, seed: int,
@@ -309,8 +316,8 @@ def make_engine(kind: str, model, tokenizer, *, model_path: str | None, max_mode
         if model is not None and model.device.type == "cuda" and max_new_tokens > 0:
             import torch
 
-            check_hf_length(batch_size or HF_BATCH_SIZE, max_new_tokens, model.config.vocab_size,
-                            torch.finfo(model.dtype).bits // 8,
+            check_hf_length(batch_size or HF_BATCH_SIZE, max_model_len,
+                            kv_bytes_per_token(model.config, torch.finfo(model.dtype).bits // 8),
                             torch.cuda.get_device_properties(model.device).total_memory)
         return HFRollout(model, tokenizer)
     if kind == "vllm":
@@ -460,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="folder of the benchmark parquet files (default: "
                    "$JUSTRL_DATA_DIR, else the hub)")
     p.add_argument("--engine", choices=("hf", "vllm"), default=None,
-                   help="default: vllm on CUDA (hf keeps every step's scores: 31,744 tokens cannot fit), hf on CPU")
+                   help="default: vllm on CUDA (hf decodes 8 prompts at a time, token by token), hf on CPU")
     p.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when available")
     p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None,
                    help="default: bfloat16 on cuda, float32 on cpu")

@@ -128,9 +128,14 @@ def test_evaluation_defaults_to_vllm_on_cuda_and_hf_on_cpu():
     assert ev.build_parser().parse_args(["--model", "m", "--out", "o"]).engine is None
 
 
-def test_hf_engine_refuses_what_its_kept_scores_cannot_hold():
+def test_hf_engine_refuses_a_kv_cache_it_cannot_hold():
+    from transformers import Qwen2Config
+
     gib = 2**30
-    # the paper's protocol on an 80 GB GPU: 8 x 31,744 x 151,936 x 2 bytes = 71.9 GiB of scores
-    with pytest.raises(ev.EvaluationError, match=r"71\.9 GiB.*--engine vllm"):
-        ev.check_hf_length(8, 31744, 151936, 2, 80 * gib)
-    ev.check_hf_length(8, 4096, 151936, 2, 80 * gib)  # 9.3 GiB: fits under half of 80 GB
+    shape = Qwen2Config(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2)
+    per_token = ev.kv_bytes_per_token(shape, 2)
+    assert per_token == 2 * 28 * 2 * 128 * 2 == 28672  # K and V x layers x KV heads x head dim x bf16
+    ev.check_hf_length(8, 1024 + 31744, per_token, 80 * gib)  # the paper's protocol: 7.0 GiB, fits
+    # 128 prompts at a time: 112.0 GiB of cache, more than half of 80 GB
+    with pytest.raises(ev.EvaluationError, match=r"112\.0 GiB.*--engine vllm"):
+        ev.check_hf_length(128, 1024 + 31744, per_token, 80 * gib)
