@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     for step in range(1, args.steps + 1):
         for v in names:  # alternate the variants within each step
             model, optimizer, scheduler, engine, prompts = runs[v]
-            clock.seconds, c0 = {}, time.process_time()
+            # a phase the step skips counts 0 (logp_old reused from the sampler: recompute_old_logprobs=auto)
+            clock.seconds, c0 = {"rollout": 0.0, "old_logprob": 0.0, "update": 0.0}, time.process_time()
             metrics = train_step(step, model, optimizer, engine, prompts, cfg)
             scheduler.step()
             step_cpu = time.process_time() - c0

@@ -64,4 +64,4 @@ def test_full_run_reports_its_thread_choice(tmp_path, capsys):
     finally:
         torch.set_num_threads(before)
     err = capsys.readouterr().err
-    assert code == 2 and "torch CPU threads: 1 (cpu_threads=1)" in err and "cannot load the policy" in err
+    assert code == 2 and "torch CPU threads: 1 (cpu_threads=1)" in err and "error: model path" in err
