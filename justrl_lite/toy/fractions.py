@@ -53,7 +53,6 @@ Train on it with the tiny preset and ``FRACTIONS_OVERRIDES`` (the base:
 
 from __future__ import annotations
 
-import argparse
 import random
 from dataclasses import dataclass
 from decimal import Decimal
@@ -62,7 +61,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from justrl_lite.config import PROJECT_ROOT
-from justrl_lite.toy.task import write_jsonl
+from justrl_lite.toy.task import splits_cli, write_split_files
 
 DATA_SOURCE = "toy-frac"
 DEFAULT_DIR = PROJECT_ROOT / "data" / "toy_frac"
@@ -313,22 +312,12 @@ def to_row(problem: Problem, index: int, split: str) -> dict:
 def write_splits(out_dir: Path = DEFAULT_DIR, n_train: int = N_TRAIN, n_test: int = N_TEST,
                  seed: int = 0) -> tuple[Path, Path]:
     """Write ``train.jsonl`` and ``test.jsonl`` under ``out_dir``; returns their paths."""
-    train, test = make_splits(n_train, n_test, seed)
-    paths = (Path(out_dir) / "train.jsonl", Path(out_dir) / "test.jsonl")
-    for problems, split, path in zip((train, test), ("train", "test"), paths):
-        write_jsonl([to_row(p, i, split) for i, p in enumerate(problems)], path)
-    return paths
+    return write_split_files(*make_splits(n_train, n_test, seed), to_row, out_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write the fractions toy task's train/test splits as JSONL.")
-    parser.add_argument("--out-dir", default=str(DEFAULT_DIR))
-    parser.add_argument("--n-train", type=int, default=N_TRAIN)
-    parser.add_argument("--n-test", type=int, default=N_TEST)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    for path in write_splits(Path(args.out_dir), args.n_train, args.n_test, args.seed):
-        print(f"wrote {path}")
+    splits_cli(argv, "Write the fractions toy task's train/test splits as JSONL.", write_splits, DEFAULT_DIR,
+               N_TRAIN, N_TEST)
 
 
 if __name__ == "__main__":

@@ -184,25 +184,35 @@ def write_jsonl(rows: list[dict], path: Path) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_splits(out_dir: Path = DEFAULT_DIR, n_train: int = N_TRAIN, n_test: int = N_TEST,
-                 seed: int = 0) -> tuple[Path, Path]:
-    """Write ``train.jsonl`` and ``test.jsonl`` under ``out_dir``; returns their paths."""
-    train, test = make_splits(n_train, n_test, seed)
+def write_split_files(train: list, test: list, to_row_fn, out_dir: Path) -> tuple[Path, Path]:
+    """Write a task's problems as ``train.jsonl`` and ``test.jsonl`` under ``out_dir`` (rows by ``to_row_fn``)."""
     paths = (Path(out_dir) / "train.jsonl", Path(out_dir) / "test.jsonl")
     for problems, split, path in zip((train, test), ("train", "test"), paths):
-        write_jsonl([to_row(p, i, split) for i, p in enumerate(problems)], path)
+        write_jsonl([to_row_fn(p, i, split) for i, p in enumerate(problems)], path)
     return paths
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write the toy task's train/test splits as JSONL.")
-    parser.add_argument("--out-dir", default=str(DEFAULT_DIR))
-    parser.add_argument("--n-train", type=int, default=N_TRAIN)
-    parser.add_argument("--n-test", type=int, default=N_TEST)
+def write_splits(out_dir: Path = DEFAULT_DIR, n_train: int = N_TRAIN, n_test: int = N_TEST,
+                 seed: int = 0) -> tuple[Path, Path]:
+    """Write ``train.jsonl`` and ``test.jsonl`` under ``out_dir``; returns their paths."""
+    return write_split_files(*make_splits(n_train, n_test, seed), to_row, out_dir)
+
+
+def splits_cli(argv: list[str] | None, description: str, write_splits_fn, default_dir: Path,
+               n_train: int, n_test: int) -> None:
+    """The command line of a toy task's split writer (``--out-dir``, ``--n-train``, ``--n-test``, ``--seed``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out-dir", default=str(default_dir))
+    parser.add_argument("--n-train", type=int, default=n_train)
+    parser.add_argument("--n-test", type=int, default=n_test)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for path in write_splits(Path(args.out_dir), args.n_train, args.n_test, args.seed):
+    for path in write_splits_fn(Path(args.out_dir), args.n_train, args.n_test, args.seed):
         print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    splits_cli(argv, "Write the toy task's train/test splits as JSONL.", write_splits, DEFAULT_DIR, N_TRAIN, N_TEST)
 
 
 if __name__ == "__main__":
