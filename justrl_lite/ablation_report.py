@@ -4,8 +4,10 @@ paper's claims, with seeds.
     python -m justrl_lite.ablation_report data/ablations_frac             # table and verdict sentence
     python -m justrl_lite.ablation_report data/ablations_frac --readme README.md   # also rewrite the README block
 
-Per arm and seed: held-out pass@1 at the last validation and the mean of the last two validations; policy
-entropy, mean response length, mean reward and truncated fraction as means over the last ``WINDOW`` training steps.
+Per arm and seed: held-out pass@1 (the evaluation grader, the same for every arm) at the last validation and the
+mean of the last two validations, and the strict verifier's held-out accuracy ((val/reward + 1) / 2) over the
+last two; policy entropy, mean response length, mean reward and truncated fraction as means over the last
+``WINDOW`` training steps.
 The verdict pairs the seeds (seed k of an arm against seed k of ``justrl``: the same sampling seeds):
 
     d_k = x_arm,k - x_justrl,k,    diff = mean_k d_k,    SE = sd(d_k) / sqrt(n)      (n >= 2 paired seeds)
@@ -36,7 +38,8 @@ VAL_KEY = "val/pass@1"
 WINDOW = 10
 TRAIN_KEYS = {"policy/entropy": "entropy", "response_length/mean": "length", "reward/mean": "reward",
               "response_length/truncated_frac": "truncated"}
-FINAL_KEYS = {"val_last": "pass@1 last", "val_last2": "pass@1 last two", **TRAIN_KEYS}
+FINAL_KEYS = {"val_last": "pass@1 last", "val_last2": "pass@1 last two", "strict_last2": "strict pass@1 last two",
+              **TRAIN_KEYS}
 NO_DIFFERENCE, TOO_FEW = "no difference (within noise)", "not enough seeds"
 LABELS = {VAL_KEY: ("better", "worse"), "policy/entropy": ("higher", "lower")}
 VERDICT_KEYS = {VAL_KEY: "val_last2", "policy/entropy": "policy/entropy"}   # claim -> summary key it is judged on
@@ -86,8 +89,11 @@ def missing(runs: dict[str, dict[int, list[dict]]], plan: list[tuple[str, int, i
 def final_values(rows: list[dict], window: int = WINDOW) -> dict[str, float]:
     """One run's final numbers (see the module docstring); ``val_step`` is the step of the last validation."""
     val = [(r["step"], r[VAL_KEY]) for r in rows if VAL_KEY in r]
+    # strict accuracy from the strict +1/-1 reward on the same held-out samples: a = (r + 1) / 2
+    strict = [(r["val/reward"] + 1) / 2 for r in rows if VAL_KEY in r and "val/reward" in r]
     out = {"val_step": float(val[-1][0]), "val_last": float(val[-1][1]),
-           "val_last2": float(np.mean([p for _, p in val[-2:]]))}
+           "val_last2": float(np.mean([p for _, p in val[-2:]])),
+           "strict_last2": float(np.mean(strict[-2:])) if strict else math.nan}
     train = [r for r in rows if r["step"] > 0]
     for key in TRAIN_KEYS:
         values = [r[key] for r in train if isinstance(r.get(key), (int, float))]

@@ -21,11 +21,11 @@ VAL = ar.VAL_KEY
 
 
 def fake_run(rng: random.Random, total: int = 23, val_every: int = 5) -> list[dict]:
-    rows = [{"step": 0, VAL: rng.random()}]
+    rows = [{"step": 0, VAL: rng.random(), "val/reward": rng.uniform(-1, 1)}]
     for t in range(1, total + 1):
         r = {"step": t, **{k: rng.uniform(0.01, 2) for k in ar.TRAIN_KEYS}}
         if t % val_every == 0 or t == total:
-            r[VAL] = rng.random()
+            r[VAL], r["val/reward"] = rng.random(), rng.uniform(-1, 1)
         rows.append(r)
     return rows
 
@@ -59,6 +59,8 @@ def test_summary_matches_a_rederivation(tmp_path, rng):
             assert summary[v]["per_seed"]["val_last"][i] == vals[-1]
             assert math.isclose(summary[v]["per_seed"]["val_last2"][i], (vals[-1] + vals[-2]) / 2)
             assert summary[v]["per_seed"]["val_step"][i] == rows[-1]["step"]
+            strict = [(r["val/reward"] + 1) / 2 for r in rows if VAL in r]
+            assert math.isclose(summary[v]["per_seed"]["strict_last2"][i], (strict[-1] + strict[-2]) / 2)
             for k in ar.TRAIN_KEYS:
                 want = sum(r[k] for r in rows[-ar.WINDOW:]) / ar.WINDOW
                 assert math.isclose(summary[v]["per_seed"][k][i], want, rel_tol=1e-12)
