@@ -38,8 +38,8 @@ VAL_KEY = "val/pass@1"
 WINDOW = 10
 TRAIN_KEYS = {"policy/entropy": "entropy", "response_length/mean": "length", "reward/mean": "reward",
               "response_length/truncated_frac": "truncated"}
-FINAL_KEYS = {"val_last": "pass@1 last", "val_last2": "pass@1 last two", "strict_last2": "strict pass@1 last two",
-              **TRAIN_KEYS}
+FINAL_KEYS = {"val_step": "last val step", "val_last": "pass@1 last", "val_last2": "pass@1 last two",
+              "strict_last2": "strict pass@1 last two", **TRAIN_KEYS}
 NO_DIFFERENCE, TOO_FEW = "no difference (within noise)", "not enough seeds"
 LABELS = {VAL_KEY: ("better", "worse"), "policy/entropy": ("higher", "lower")}
 VERDICT_KEYS = {VAL_KEY: "val_last2", "policy/entropy": "policy/entropy"}   # claim -> summary key it is judged on
@@ -88,7 +88,7 @@ def missing(runs: dict[str, dict[int, list[dict]]], plan: list[tuple[str, int, i
 
 def final_values(rows: list[dict], window: int = WINDOW) -> dict[str, float]:
     """One run's final numbers (see the module docstring); ``val_step`` is the step of the last validation."""
-    val = [(r["step"], r[VAL_KEY]) for r in rows if VAL_KEY in r]
+    val = [(r["step"], r[VAL_KEY]) for r in rows if VAL_KEY in r] or [(math.nan, math.nan)]
     # strict accuracy from the strict +1/-1 reward on the same held-out samples: a = (r + 1) / 2
     strict = [(r["val/reward"] + 1) / 2 for r in rows if VAL_KEY in r and "val/reward" in r]
     out = {"val_step": float(val[-1][0]), "val_last": float(val[-1][1]),
@@ -109,7 +109,7 @@ def summarise(runs: dict[str, dict[int, list[dict]]], window: int = WINDOW) -> d
             continue
         seeds = sorted(by_seed)
         finals = [final_values(by_seed[s], window) for s in seeds]
-        per_seed = {k: np.array([f[k] for f in finals]) for k in ("val_step", *FINAL_KEYS)}
+        per_seed = {k: np.array([f[k] for f in finals]) for k in FINAL_KEYS}
         summary[v] = {"seeds": seeds, "per_seed": per_seed, "mean": {k: float(x.mean()) for k, x in per_seed.items()}}
     return summary
 
@@ -152,7 +152,6 @@ def verdicts(summary: dict[str, dict]) -> list[dict]:
 def verdict_sentence(summary: dict[str, dict]) -> str:
     """The verdict in one sentence (the README quotes it between ``<!-- ablations-frac:start/end -->``)."""
     rows = verdicts(summary)
-    ref = summary.get("justrl")
     parts = []
     for r in rows:
         what = "held-out pass@1 (mean of the last two validations)" if r["claim"] == VAL_KEY else "final entropy"
@@ -160,10 +159,13 @@ def verdict_sentence(summary: dict[str, dict]) -> str:
         num = (f"{scale * r['diff']:+.1f} +- {scale * r['se']:.1f}{unit}" if r["claim"] == VAL_KEY
                else f"{r['diff']:+.3f} +- {r['se']:.3f}{unit}") if r["n"] >= 2 else f"{r['n']} paired seed(s)"
         parts.append(f"{r['arm']} vs justrl, {what}: {num} -> {r['label']} (paper: {r['paper']})")
-    steps = int(ref["mean"]["val_step"]) if ref else 0
-    n_seeds = min((len(s["seeds"]) for s in summary.values()), default=0)
+    steps = max((int(np.nanmax(s["per_seed"]["val_step"])) for s in summary.values()), default=0)
+    counts = {v: len(summary[v]["seeds"]) if v in summary else 0 for v in VARIANTS}
+    n_seeds = min(counts.values())
+    seeds = (f"{n_seeds} seeds per arm" if len(set(counts.values())) == 1
+             else "seeds per arm " + ", ".join(f"{v} {c}" for v, c in counts.items()))
     rule = f", {t975(n_seeds):.1f} for {n_seeds} seeds" if n_seeds >= 2 else ""
-    return (f"After {steps} steps with {n_seeds}+ seeds per arm (paired by seed; a difference counts when it "
+    return (f"After {steps} steps with {seeds} (paired by seed; a difference counts when it "
             f"exceeds t_0.975 standard errors{rule}): " + "; ".join(parts) + ".")
 
 

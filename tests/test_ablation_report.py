@@ -66,6 +66,8 @@ def test_summary_matches_a_rederivation(tmp_path, rng):
                 assert math.isclose(summary[v]["per_seed"][k][i], want, rel_tol=1e-12)
         for k, x in summary[v]["per_seed"].items():
             assert math.isclose(summary[v]["mean"][k], sum(x) / len(x), rel_tol=1e-12)
+    no_val = ar.final_values([{"step": 0}, {"step": 1, **{k: 1.0 for k in ar.TRAIN_KEYS}}])
+    assert math.isnan(no_val["val_last"]) and no_val["policy/entropy"] == 1.0
     table = ar.summary_rows(summary)
     assert len(table) == sum(len(s) + 1 for s in runs.values())
     assert table[3] == {"arm": "justrl", "seed": "mean", **{ar.FINAL_KEYS[k]: summary["justrl"]["mean"][k]
@@ -122,8 +124,10 @@ def test_verdicts_follow_the_data_both_ways(rng):
         assert r["label"] == (ar.NO_DIFFERENCE if inside else up if r["diff"] > 0 else down)
     sentence = ar.verdict_sentence(summary_of(-0.1, -0.2, 1e-4))
     assert sentence.count("-> worse") == 2 and sentence.count("-> lower") == 2 and "\n" not in sentence
-    only_ref = ar.summarise({"justrl": {1: fake_run(rng)}})
+    assert sentence.startswith("After 20 steps with 3 seeds per arm") and "4.3 for 3 seeds" in sentence
+    only_ref = ar.summarise({"justrl": {1: fake_run(rng, total=23)}})
     assert {r["label"] for r in ar.verdicts(only_ref)} == {ar.TOO_FEW}
+    assert ar.verdict_sentence(only_ref).startswith("After 23 steps with seeds per arm justrl 1, overlong 0")
 
 
 def test_planned_and_missing(tmp_path, rng):
