@@ -115,6 +115,47 @@ def plot_runs(runs: dict[str, list[Sequence[dict[str, Any]]]], keys: Sequence[tu
     return fig
 
 
+ARM_PANELS = ((VAL_KEY, "held-out pass@1 (%)"), ("policy/entropy", "policy entropy"),
+              ("response_length/mean", "response length (tokens)"))
+
+
+def arm_curves(group: Sequence[Sequence[dict[str, Any]]], key: str, window: int = 5
+               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """Per-seed curves of ``key`` (training keys smoothed, validation raw) and their mean over seeds on the steps
+    every seed has reached: (seed curves, mean steps, mean values)."""
+    curves = []
+    for rows in group:
+        steps, values = series([r for r in rows if r["step"] > 0 or key == VAL_KEY], key)
+        curves.append((steps, values if key == VAL_KEY else smooth(values, window)))
+    curves = [c for c in curves if len(c[0])]
+    if not curves:
+        return [], np.array([]), np.array([])
+    n = min(len(c[0]) for c in curves)
+    return curves, curves[0][0][:n], np.stack([c[1][:n] for c in curves]).mean(0)
+
+
+def plot_arms(runs: dict[str, Sequence[Sequence[dict[str, Any]]]], out_path: str | Path | None = None, *,
+              window: int = 5, caption: str | None = None):
+    """Ablation arms side by side: held-out pass@1, entropy and length vs step; seeds faint, their mean bold."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(ARM_PANELS), figsize=(4.4 * len(ARM_PANELS), 3.6))
+    for ax, (key, title) in zip(axes, ARM_PANELS):
+        scale = 100.0 if key == VAL_KEY else 1.0
+        for i, (label, group) in enumerate(runs.items()):
+            curves, steps, mean = arm_curves(group, key, window)
+            for s, v in curves:
+                ax.plot(s, scale * v, color=f"C{i}", alpha=0.25, lw=0.8)
+            if len(steps):
+                ax.plot(steps, scale * mean, color=f"C{i}", lw=2, label=f"{label} (mean of {len(curves)} seeds)")
+        ax.set_title(title if key == VAL_KEY else f"{title}, {window}-step mean")
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    _finish(fig, out_path, caption)
+    return fig
+
+
 def _finish(fig, out_path: str | Path | None, caption: str | None) -> None:
     lines = 0
     if caption:
@@ -136,12 +177,19 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     p = argparse.ArgumentParser(prog="python -m justrl_lite.plots", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("metrics", help="a metrics.jsonl written by the trainer, or a verl run's TensorBoard folder, "
-                                   "console log or file-logger JSONL")
+    p.add_argument("metrics", nargs="?", help="a metrics.jsonl written by the trainer, or a verl run's TensorBoard "
+                                              "folder, console log or file-logger JSONL")
+    p.add_argument("--ablations", default=None, metavar="STORE",
+                   help="instead: an ablation store (<variant>/seed<k>.jsonl, e.g. data/ablations_frac); writes "
+                        "<out>/<store name>.png with plot_arms")
     p.add_argument("--out", default="figures", help="folder for the PNG files")
     p.add_argument("--label", default="tiny run")
     p.add_argument("--caption", default=None, help="text printed under the figure (e.g. the command that made it)")
     args = p.parse_args(argv)
+    if (args.metrics is None) == (args.ablations is None):
+        p.error("give either a metrics file/folder or --ablations STORE")
+    if args.ablations:
+        return _plot_store(Path(args.ablations), Path(args.out), args.caption)
     try:
         rows = read_run_metrics(args.metrics)
     except (OSError, ValueError) as e:
@@ -155,6 +203,22 @@ def main(argv: list[str] | None = None) -> int:
     plot_dynamics(rows, out / "training_dynamics.png", label=args.label, caption=args.caption)
     plot_validation(rows, out / "heldout_accuracy.png", label=args.label, caption=args.caption)
     print(f"wrote {out / 'training_dynamics.png'} and {out / 'heldout_accuracy.png'}")
+    return 0
+
+
+def _plot_store(store: Path, out: Path, caption: str | None) -> int:
+    from justrl_lite.ablation_report import load_store
+
+    runs = {v: [by_seed[s] for s in sorted(by_seed)] for v, by_seed in load_store(store).items() if by_seed}
+    if not runs:
+        print(f"error: no <variant>/seed<k>.jsonl in {store}; run the command in {store}/COMMAND first",
+              file=sys.stderr)
+        return 2
+    if caption is None and (store / "COMMAND").exists():
+        caption = (store / "COMMAND").read_text().strip()
+    path = out / f"{store.name}.png"
+    plot_arms(runs, path, caption=caption)
+    print(f"wrote {path} ({', '.join(f'{v}: {len(g)} seeds' for v, g in runs.items())})")
     return 0
 
 
