@@ -67,6 +67,16 @@ from tqdm.auto import tqdm
 from justrl_lite.benchmarks import BENCHMARKS, COMPARE_CHOICES, PAPER_RESULTS, find_benchmark
 from justrl_lite.config import EVAL_PROMPT_SUFFIX, ConfigError, resolve_path
 from justrl_lite.data import DataError, MathRow, build_messages, encode_prompts, load_rows
+from justrl_lite.eval_engine import (  # noqa: F401  (re-exported: evaluate.load_model etc. as before)
+    HF_BATCH_SIZE,
+    HF_CACHE_MAX_SHARE,
+    _cuda_available,
+    check_hf_length,
+    default_engine,
+    kv_bytes_per_token,
+    load_model,
+    make_engine,
+)
 from justrl_lite.eval_files import (
     GENERATED_FIELDS,
     GRADABLE_FIELDS,
@@ -126,8 +136,6 @@ DEFAULT_BASE_SEED = 0
 """Sample j of every problem uses seed ``base_seed + j``."""
 OTHER_SOURCE_N_SAMPLES = 4
 """Samples per problem for a source that is not one of the nine benchmarks (e.g. the toy held-out split)."""
-HF_BATCH_SIZE = 8
-"""Prompts per transformers ``generate`` call by default (vLLM: all of a seed at once)."""
 GRADE_TIMEOUT = DEFAULT_TIMEOUT
 """Seconds one SymPy equivalence check may take (``grader_pool.DEFAULT_TIMEOUT``); past it, wrong."""
 
@@ -258,86 +266,6 @@ def generate_benchmark(engine, tokenizer, rows: Sequence[MathRow], seeds: Sequen
     return total
 
 
-# ---- models and engines ---------------------------------------------------------------------------------
-
-def load_model(model_path: str, *, device: str, dtype: str, load_weights: bool = True):
-    """(model, tokenizer) from a local ``save_pretrained`` folder or a hub id (model None without weights).
-
-    The one loader of ``justrl_lite.policy``; its errors become ``EvaluationError`` (one message, exit code 2).
-    """
-    from justrl_lite.policy import TrainerError
-    from justrl_lite.policy import load_model as load_policy_model
-
-    try:
-        return load_policy_model(model_path, device=device, dtype=dtype, load_weights=load_weights)
-    except TrainerError as e:
-        raise EvaluationError(str(e)) from e
-
-
-HF_CACHE_MAX_SHARE = 0.5
-"""The HF engine refuses a run whose KV cache would take more than this share of the GPU's memory."""
-
-
-def default_engine(device: str | None) -> str:
-    """``vllm`` on CUDA (paged KV cache, large batches: the paper's 31,744-token samples), ``hf`` on CPU."""
-    return "vllm" if (device or ("cuda" if _cuda_available() else "cpu")) == "cuda" else "hf"
-
-
-def kv_bytes_per_token(config, bytes_per_value: int) -> int:
-    """KV-cache bytes one token takes: 2 (K and V) x layers x KV heads x head dim x bytes per value."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    return 2 * config.num_hidden_layers * kv_heads * head_dim * bytes_per_value
-
-
-def check_hf_length(batch_size: int, sequence_tokens: int, bytes_per_token: int, device_bytes: int) -> None:
-    """Refuse (one message naming the vLLM engine) an HF evaluation whose KV cache cannot fit on the GPU.
-
-    ``HFRollout`` decodes with ``decode.sample_dropping_finished``, which keeps no per-step scores, only the KV
-    cache of the rows still generating: at most batch_size x (prompt + new tokens) x ``kv_bytes_per_token``,
-    e.g. 8 x 32,768 x 28,672 B = 7.0 GiB at 1.5B in bf16. vLLM pages the same cache and batches far more rows.
-    """
-    need = batch_size * sequence_tokens * bytes_per_token
-    if need > HF_CACHE_MAX_SHARE * device_bytes:
-        raise EvaluationError(
-            f"--engine hf holds a KV cache of {batch_size} prompts x {sequence_tokens:,} tokens x "
-            f"{bytes_per_token:,} B = {need / 2**30:.1f} GiB, more than {HF_CACHE_MAX_SHARE:.0%} of this GPU's "
-            f"{device_bytes / 2**30:.0f} GiB. Use the vLLM engine (--engine vllm, the default on CUDA), or lower "
-            f"--max-new-tokens or --batch-size.")
-
-
-def make_engine(kind: str, model, tokenizer, *, model_path: str | None, max_model_len: int, seed: int,
-                dtype: str = "bfloat16", max_new_tokens: int = 0, batch_size: int | None = None):
-    """The rollout engine of ``--engine``: transformers ``generate`` (``hf``) or vLLM (``vllm``; seeded, in
-    ``dtype``). ``max_new_tokens`` and ``batch_size`` let the HF engine refuse what it cannot hold on a GPU."""
-    if kind == "hf":
-        from justrl_lite.rollout import HFRollout
-
-        if model is not None and model.device.type == "cuda" and max_new_tokens > 0:
-            import torch
-
-            check_hf_length(batch_size or HF_BATCH_SIZE, max_model_len,
-                            kv_bytes_per_token(model.config, torch.finfo(model.dtype).bits // 8),
-                            torch.cuda.get_device_properties(model.device).total_memory)
-        return HFRollout(model, tokenizer)
-    if kind == "vllm":
-        from justrl_lite.vllm_rollout import VLLM_MISSING
-
-        try:
-            import vllm  # noqa: F401
-        except ImportError as e:
-            raise EvaluationError(f"--engine vllm: {VLLM_MISSING}") from e
-        if model_path is None:
-            raise EvaluationError("--engine vllm loads the model itself: pass a model path or hub id, not a "
-                                  "loaded model")
-        from justrl_lite.vllm_rollout import VLLMRollout
-
-        # seeded: sample j of a problem is known by its seed (the protocol's item 5, and resume)
-        return VLLMRollout(resolve_path(model_path), dtype=dtype, max_model_len=max_model_len, seed=seed,
-                           seeded=True)
-    raise EvaluationError(f"--engine must be hf or vllm, got {kind!r}")
-
-
 def _load_rows(source: BenchmarkSource, limit: int | None, data_dir: str | None) -> list[MathRow]:
     try:
         return load_rows(source.source, limit=limit, data_dir=data_dir)
@@ -437,12 +365,6 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
                             settings=settings, compare=compare)
     write_summary(out, summary)
     return summary
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 # ---- command line ---------------------------------------------------------------------------------------
