@@ -215,7 +215,7 @@ def _plot_store(store: Path, out: Path, caption: str | None) -> int:
               file=sys.stderr)
         return 2
     if caption is None and (store / "COMMAND").exists():
-        caption = (store / "COMMAND").read_text().strip()
+        caption = (store / "COMMAND").read_text().split("  # ")[0].strip()  # the command, not its comment
     path = out / f"{store.name}.png"
     plot_arms(runs, path, caption=caption)
     print(f"wrote {path} ({', '.join(f'{v}: {len(g)} seeds' for v, g in runs.items())})")
