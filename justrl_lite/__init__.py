@@ -1,10 +1,10 @@
 """justrl_lite: a small, readable reproduction of the JustRL recipe (He et al., 2025).
 
 Modules, in the order data flows:
-    config     - JustRLConfig, the `paper` and `tiny` presets and the table of where they differ
+    config     - JustRLConfig, the `paper`, `one_gpu` and `tiny` presets (file I/O: config_io; tables: config_tables)
     benchmarks - the nine benchmarks and the paper's results table
     data       - DAPO-Math-17k / benchmark loaders and the paper's prompts
-    rollout    - sampling responses with per-token log-probs (transformers now, vLLM on GPUs)
+    rollout    - sampling responses with per-token log-probs: transformers (decode), vLLM (vllm_rollout)
     boxed      - the last \\boxed{} of a response
     verifier   - the strict DAPO box reward and the lenient ablation reward
     grading    - the evaluation graders: the authors' rule grader (paper_grader, latex_text) and ours (math-verify),
@@ -15,14 +15,18 @@ Modules, in the order data flows:
     loss       - the clipped policy loss (clip-higher + dual clip), aggregation
     trainer    - the single-stage training loop, checkpoints and resume
     export     - `python -m justrl_lite.export`: a checkpoint -> a Hugging Face folder in a chosen dtype
+    threads    - the CPU thread count of a run
+    estimate   - per-GPU memory and time of a config (`full_run --dry-run`)
     full_run   - `python -m justrl_lite.full_run`: the command line over JustRLConfig
-    evaluate   - `python -m justrl_lite.evaluate`: nine benchmarks, avg@k, resumable; results files (eval_files),
+    evaluate   - `python -m justrl_lite.evaluate`: nine benchmarks, avg@k, resumable; engines (eval_engine), results files (eval_files),
                  the CompassVerifier judge (judge), summaries (scores), regrading by both graders (regrade)
     plots      - training-dynamics figures from logged metrics (native runs and verl runs)
     verl_engine  - `full_run --engine verl`: the same config rendered as a verl 0.9.1 launch (multi-GPU, multi-node)
     verl_reward  - the JustRL reward as a verl custom reward function (no torch/transformers imports)
     verl_metrics - verl's logged metrics read under the native metric names
-    toy        - the toy task and the tiny Qwen2 base model for CPU runs
+    ablations  - the paper's two ablations at toy scale; ablation_report: their summary and verdict
+    exercises  - notebook exercises as stubs, solutions injected by JUSTRL_SOLUTIONS=1
+    toy        - the toy tasks (arithmetic; fractions) and the tiny Qwen2 bases for CPU runs
 """
 
 from justrl_lite.config import JustRLConfig
