@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from justrl_lite.config import PROJECT_ROOT
-from justrl_lite.toy.task import splits_cli, write_split_files
+from justrl_lite.toy.task import distinct_problems, splits_cli, write_split_files
 
 DATA_SOURCE = "toy-frac"
 DEFAULT_DIR = PROJECT_ROOT / "data" / "toy_frac"
@@ -179,15 +179,7 @@ def sample_problem(rng: random.Random) -> Problem:
 
 def sample_problems(n: int, seed: int, exclude=()) -> list[Problem]:
     """``n`` problems with distinct signatures, none of them in ``exclude``; deterministic by ``seed``."""
-    rng = random.Random(seed)
-    seen = set(exclude)
-    problems = []
-    while len(problems) < n:
-        p = sample_problem(rng)
-        if p.signature not in seen:
-            seen.add(p.signature)
-            problems.append(p)
-    return problems
+    return distinct_problems(sample_problem, n, seed, exclude)
 
 
 def make_splits(n_train: int = N_TRAIN, n_test: int = N_TEST, seed: int = 0) -> tuple[list[Problem], list[Problem]]:

@@ -113,17 +113,22 @@ def sample_problem(rng: random.Random) -> Problem:
     return Problem(start, tuple(changes))
 
 
-def sample_problems(n: int, seed: int, exclude: Iterable[tuple[int, ...]] = ()) -> list[Problem]:
-    """``n`` problems with distinct signatures, none of them in ``exclude``; deterministic by ``seed``."""
+def distinct_problems(sample_fn, n: int, seed: int, exclude: Iterable = ()) -> list:
+    """``n`` problems from ``sample_fn(rng)`` with distinct signatures, none in ``exclude``; deterministic by seed."""
     rng = random.Random(seed)
     seen = set(exclude)
     problems = []
     while len(problems) < n:
-        p = sample_problem(rng)
+        p = sample_fn(rng)
         if p.signature not in seen:
             seen.add(p.signature)
             problems.append(p)
     return problems
+
+
+def sample_problems(n: int, seed: int, exclude: Iterable[tuple[int, ...]] = ()) -> list[Problem]:
+    """``n`` problems with distinct signatures, none of them in ``exclude``; deterministic by ``seed``."""
+    return distinct_problems(sample_problem, n, seed, exclude)
 
 
 def make_splits(n_train: int = N_TRAIN, n_test: int = N_TEST, seed: int = 0) -> tuple[list[Problem], list[Problem]]:
