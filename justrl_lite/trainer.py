@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ from justrl_lite.logprobs import (  # noqa: F401  (micro_batches, sequence_lengt
     sequence_lengths,
     sequence_logprobs,
 )
-from justrl_lite.loss import aggregate_loss, kl_penalty_k3, masked_mean, micro_batch_scale, policy_loss
+from justrl_lite.loss import aggregate_loss, kl_penalty_k3, micro_batch_scale, policy_loss
 from justrl_lite.metrics import MetricsLogger
 from justrl_lite.policy import (  # noqa: F401  (TrainerError, DeviceError: re-exported)
     DeviceError,
@@ -67,6 +66,7 @@ from justrl_lite.policy import (  # noqa: F401  (TrainerError, DeviceError: re-e
 )
 from justrl_lite.reward import score_responses
 from justrl_lite.rollout import RolloutBatch, RolloutEngine
+from justrl_lite.step_metrics import PhaseTimer, step_metrics
 from justrl_lite.threads import apply_cpu_threads
 from justrl_lite.verifier import dapo_reward, grade_many
 
@@ -224,56 +224,45 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
 
 def train_step(step: int, model, optimizer, engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig,
                ref_model=None) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    idx = prompt_indices(step, cfg.prompts_per_step, len(prompts.rows), cfg.seed)
-    batch = engine.generate([prompts.prompt_ids[i] for i in idx], cfg.rollouts_per_prompt,
-                            temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                            max_new_tokens=cfg.max_response_length, seed=sample_seed(cfg.seed, step, 0))
-    if hasattr(engine, "sleep"):
-        engine.sleep()  # vLLM frees its GPU memory for the old-log-prob pass and the update (no-op on CPU)
-    t1 = time.perf_counter()
-    # MathRow.answer: the ground truth with an outer \boxed{} removed (some benchmark files store "\boxed{204}");
-    # DAPO-Math-17k's integer answers are unchanged by it, so the strict exact-match reward is the authors'.
-    ground_truths = [prompts.rows[idx[g]].answer for g in batch.group_ids.tolist()]
-    lengths = batch.response_mask.sum(-1)                                                  # (B,)
-    rewards, scores = score_responses(batch.texts, ground_truths, lengths.tolist(), reward_fn=cfg.reward_fn,
-                                      use_overlong_penalty=cfg.overlong_penalty,
-                                      max_response_length=cfg.max_response_length,
-                                      overlong_buffer_len=cfg.overlong_buffer_len,
-                                      overlong_penalty_factor=cfg.overlong_penalty_factor)
-    rewards_t = torch.tensor(rewards, dtype=torch.float32)                                 # (B,)
-    advantages = grpo_advantages(rewards_t, batch.group_ids)                               # (B,)
-    token_advantages = broadcast_to_tokens(advantages, batch.response_mask)                # (B, R)
-    t2 = time.perf_counter()
-    reuse = reuse_sampling_logprobs(cfg)  # the sampler is this model at this precision: its log-probs are logp_old
-    if reuse:
-        old_logp, entropy = batch.sampling_logprobs * batch.response_mask, None             # (B, R)
-    else:
-        old_logp, entropy = compute_old_logprobs(model, batch, cfg)                        # (B, R) each
-    ref_logp = compute_ref_logprobs(ref_model, batch, cfg) if ref_model is not None else None
-    t3 = time.perf_counter()
-    metrics = update_policy(model, optimizer, batch, old_logp, token_advantages, cfg, ref_logp, log_entropy=reuse)
-    if hasattr(engine, "sync_weights"):
-        engine.sync_weights(model)  # wakes vLLM: its weights come back, the new ones go in, then its KV cache
-    t4 = time.perf_counter()
-
-    mask = batch.response_mask.float()
-    groups = rewards_t.view(-1, cfg.rollouts_per_prompt)
-    if entropy is not None:
-        metrics["policy/entropy"] = float(masked_mean(entropy, mask))
-    metrics.update({
-        "reward/mean": float(rewards_t.mean()),
-        "reward/accuracy": float(np.mean([s > 0 for s in scores])),
-        "groups/mixed_frac": float((groups.max(1).values != groups.min(1).values).float().mean()),
-        "response_length/mean": float(lengths.float().mean()),
-        "response_length/max": float(lengths.max()),
-        "response_length/truncated_frac": float(batch.truncated.float().mean()),
-        "rollout/logprob_diff": float(masked_mean((batch.sampling_logprobs - old_logp).abs(), mask)),
-        "time/rollout": t1 - t0, "time/reward": t2 - t1, "time/old_logprob": t3 - t2, "time/update": t4 - t3,
-        "time/step": t4 - t0,
-        "perf/tokens_per_s": float(lengths.sum()) / max(t4 - t0, 1e-9),
-    })
-    return metrics
+    """Training step ``step``: items 1-6 of the module docstring, in order (item 7, the lr, is ``train``'s)."""
+    timer = PhaseTimer()
+    with timer("rollout"):
+        # 1. draw the step's prompts: a fixed shuffled order, one pass over the data per epoch
+        idx = prompt_indices(step, cfg.prompts_per_step, len(prompts.rows), cfg.seed)
+        # 2. sample rollouts_per_prompt responses for each at temperature T
+        batch = engine.generate([prompts.prompt_ids[i] for i in idx], cfg.rollouts_per_prompt,
+                                temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                max_new_tokens=cfg.max_response_length, seed=sample_seed(cfg.seed, step, 0))
+        if hasattr(engine, "sleep"):
+            engine.sleep()  # vLLM frees its GPU memory for the old-log-prob pass and the update (no-op on CPU)
+    with timer("reward"):
+        # 3. score each response. MathRow.answer: the ground truth with an outer \boxed{} removed (some benchmark
+        # files store "\boxed{204}"); DAPO-Math-17k's integer answers are unchanged by it (the authors' reward).
+        ground_truths = [prompts.rows[idx[g]].answer for g in batch.group_ids.tolist()]
+        rewards, scores = score_responses(batch.texts, ground_truths, batch.response_mask.sum(-1).tolist(),
+                                          reward_fn=cfg.reward_fn, use_overlong_penalty=cfg.overlong_penalty,
+                                          max_response_length=cfg.max_response_length,
+                                          overlong_buffer_len=cfg.overlong_buffer_len,
+                                          overlong_penalty_factor=cfg.overlong_penalty_factor)
+        rewards = torch.tensor(rewards, dtype=torch.float32)                               # (B,)
+        # 4. A_i = (s_i - mean(s_group)) / (std(s_group) + 1e-6), the same on every token of response i
+        advantages = grpo_advantages(rewards, batch.group_ids)                             # (B,)
+        token_advantages = broadcast_to_tokens(advantages, batch.response_mask)            # (B, R)
+    with timer("old_logprob"):
+        # 5. logp_old by the training model before any update, or the sampler's when it is this model
+        reuse = reuse_sampling_logprobs(cfg)
+        if reuse:
+            old_logp, entropy = batch.sampling_logprobs * batch.response_mask, None         # (B, R)
+        else:
+            old_logp, entropy = compute_old_logprobs(model, batch, cfg)                    # (B, R) each
+        ref_logp = compute_ref_logprobs(ref_model, batch, cfg) if ref_model is not None else None
+    with timer("update"):
+        # 6. the mini-batch updates: clipped policy gradient, grad-norm clip, AdamW
+        update = update_policy(model, optimizer, batch, old_logp, token_advantages, cfg, ref_logp,
+                               log_entropy=reuse)
+        if hasattr(engine, "sync_weights"):
+            engine.sync_weights(model)  # wakes vLLM: its weights come back, the new ones go in, then its KV cache
+    return step_metrics(update, batch, rewards, scores, old_logp, entropy, cfg.rollouts_per_prompt, timer)
 
 
 def validate(engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig, step: int) -> dict[str, float]:
@@ -309,7 +298,9 @@ def train(cfg: JustRLConfig, *, resume: bool = False, progress: bool = True) -> 
     if not train_prompts.rows:
         raise TrainerError(f"no training prompt fits max_prompt_length={cfg.max_prompt_length}: raise it.")
     optimizer = make_optimizer(model, cfg)
+    # 7. lr = lr * min(1, (step - 1) / warm-up): read before each step, stepped once after it (the loop below)
     scheduler = make_scheduler(optimizer, cfg)
+    # resume: the step, optimizer and schedule of the checkpoint
     start_step = 0
     if checkpoint is not None:
         start_step = int(load_training_state(checkpoint, optimizer, scheduler)["step"])
