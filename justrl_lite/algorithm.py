@@ -12,6 +12,7 @@ is an error (``algorithm_steps``).
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import re
 import textwrap
@@ -67,6 +68,15 @@ def qualified_name(obj) -> str | None:
     if not (module == PACKAGE or module.startswith(PACKAGE + ".")) or not hasattr(obj, "__qualname__"):
         return None
     return f"{module.removeprefix(PACKAGE + '.')}.{obj.__qualname__}"
+
+
+def resolve(name: str):
+    """The object a "module.function" (or "module.Class.method") name of ``Step.calls`` stands for."""
+    module, _, attributes = name.partition(".")
+    obj = importlib.import_module(f"{PACKAGE}.{module}")
+    for attribute in attributes.split("."):
+        obj = getattr(obj, attribute)
+    return obj
 
 
 def package_calls(fn: Callable) -> list[tuple[int, str]]:

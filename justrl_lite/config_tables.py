@@ -14,7 +14,8 @@ import inspect
 from dataclasses import fields
 from typing import Any
 
-from justrl_lite.config import TINY_REASONS, JustRLConfig
+from justrl_lite.config import JustRLConfig
+from justrl_lite.config_presets import TINY_REASONS
 
 
 def field_names() -> list[str]:

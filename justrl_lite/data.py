@@ -1,10 +1,7 @@
 """Math prompts for JustRL: DAPO-Math-17k for training, nine benchmarks for evaluation, the paper's prompts.
 
-Every source becomes one row type, ``MathRow`` (chat messages, ground truth, data source, id), and every
-prompt is built the same way:
-
-    messages = [..., {"role": "user", "content": problem + suffix}]
-    prompt_ids = chat_template(messages, add_generation_prompt=True)        # kept iff len(prompt_ids) <= max
+Every source becomes one row type, ``MathRow`` (chat messages, ground truth, data source, id); the prompts
+built from rows are ``prompts.py``.
 
 Two row schemas are read (from a hub id through ``datasets.load_dataset``, or a local parquet / JSONL file):
   * verl rows (DAPO-Math-17k, AIME24/25, AMC23, MATH-500, Minerva, OlympiadBench, the toy task):
@@ -12,17 +9,8 @@ Two row schemas are read (from a hub id through ``datasets.load_dataset``, or a 
   * problem/answer rows (MathArena's HMMT25, BRUMO25, CMIMC25 and most hub copies): ``problem`` (or
     ``question``), ``answer``, optionally ``problem_idx`` / ``id``.
 
-JustRL's fixed choices implemented here, and where they depart from common practice:
-  1. Training prompt = problem + ``"\\n\\nPlease reason step by step, and put your final answer within
-     \\boxed{}."`` appended to the user message *as stored* (the authors' verl ``use_boxed_suffix_prompt``); the
-     problem is not stripped (306 DAPO problems end in whitespace and keep it).
-  2. Evaluation prompt = ``problem.strip()`` + ``" Please reason step by step, ..."`` (one space; the authors'
-     ``evals/gen_vllm.py`` strips the problem first). Both then go through the model's own chat template with
-     the generation prompt; no system prompt, no few-shot examples.
-  3. DAPO-Math-17k is used as is: no difficulty filtering, no dynamic sampling. The only filter drops prompts
-     longer than ``max_prompt_length`` tokens (verl ``filter_overlong_prompts``: kept iff length <= max),
-     and the number dropped is returned and logged.
-  4. The hub original of DAPO-Math-17k wraps every problem in DAPO's own instruction ("Solve the following
+JustRL's fixed choices implemented here, and where they depart from common practice (the prompts': ``prompts.py``):
+  1. The hub original of DAPO-Math-17k wraps every problem in DAPO's own instruction ("Solve the following
      math problem step by step. The last line of your response should be of the form Answer: $Answer ...")
      and repeats each problem 100 times. The authors appended their ``\\boxed{}`` suffix to that text, so the
      model is told both "end with `Answer: ...`" and "put the answer in \\boxed{}", and the DAPO reward
@@ -30,7 +18,7 @@ JustRL's fixed choices implemented here, and where they depart from common pract
      on); ``strip_dapo_template=True`` removes DAPO's wrapper and ``dedup=True`` drops exact repeats of
      (problem, ground truth), for users who want the clean form. The copy in ``../shared/justrl_data`` is
      already template-free (17,917 rows; it still holds 616 exact repeats, so ``dedup=True`` leaves 17,301).
-  5. Ground truths are kept exactly as stored (AIME24 stores ``\\boxed{204}``, OlympiadBench some ``$...$``):
+  2. Ground truths are kept exactly as stored (AIME24 stores ``\\boxed{204}``, OlympiadBench some ``$...$``):
      the strict training reward compares strings, so any normalisation would change the reward.
 
 Local files are read with pyarrow (parquet) and ``json`` (JSONL) rather than ``datasets`` so that a bad row
@@ -43,14 +31,14 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from justrl_lite.benchmarks import BENCHMARKS, BenchmarkSpec, find_benchmark
 from justrl_lite.boxed import last_boxed_only_string, remove_boxed
-from justrl_lite.config import EVAL_PROMPT_SUFFIX, PROJECT_ROOT
+from justrl_lite.config import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +122,7 @@ def load_rows(source: str, *, limit: int | None = None, data_dir: str | None = N
             n_records += 1
             row = parse_row(record, origin=origin, row=i, default_source=default_source)
             if strip_dapo_template:
-                row = _with_problem(row, strip_dapo_instruction(row.problem))
+                row = with_problem(row, strip_dapo_instruction(row.problem))
             if dedup:
                 key = (row.problem, row.ground_truth)
                 if key in seen:
@@ -322,7 +310,7 @@ def strip_dapo_instruction(problem: str) -> str:
     return problem.removesuffix(DAPO_TEMPLATE_SUFFIX)
 
 
-def _with_problem(row: MathRow, problem: str) -> MathRow:
+def with_problem(row: MathRow, problem: str) -> MathRow:
     """``row`` with its last user message replaced by ``problem``."""
     messages = list(row.messages)
     last = max(i for i, m in enumerate(messages) if m["role"] == "user")
@@ -330,47 +318,16 @@ def _with_problem(row: MathRow, problem: str) -> MathRow:
     return MathRow(id=row.id, messages=tuple(messages), ground_truth=row.ground_truth, data_source=row.data_source)
 
 
-# ---- prompts ----------------------------------------------------------------------------------------------
+# ---- moved out: every old import from here keeps working ---------------------------------------------------
 
-def build_messages(row: MathRow, suffix: str, *, strip_problem: bool | None = None) -> list[dict]:
-    """The row's chat messages with ``suffix`` appended to the last user message.
-
-    ``strip_problem=None`` does what the authors did: strip the problem for the evaluation suffix
-    (``evals/gen_vllm.py``), keep it as stored for anything else (verl training).
-    """
-    if strip_problem is None:
-        strip_problem = suffix == EVAL_PROMPT_SUFFIX
-    problem = row.problem.strip() if strip_problem else row.problem
-    # content = problem + suffix, on the last user message only
-    return [dict(m) for m in _with_problem(row, problem + suffix).messages]
+_MOVED = {"build_messages": "prompts", "EncodedPrompts": "prompts", "encode_prompts": "prompts"}
 
 
-@dataclass
-class EncodedPrompts:
-    """Prompts ready for rollout: the rows kept and their token ids, in the same order."""
+def __getattr__(name: str) -> Any:
+    """``from justrl_lite.data import encode_prompts`` (and the other prompt helpers) still works: they live in
+    ``prompts.py`` now, imported on first use (an import at the top would be a cycle)."""
+    if name in _MOVED:
+        import importlib
 
-    rows: list[MathRow]
-    prompt_ids: list[list[int]]
-    n_filtered: int
-    """Rows dropped because their prompt was longer than ``max_prompt_length`` tokens."""
-
-
-def encode_prompts(tokenizer, rows: Sequence[MathRow], suffix: str, max_prompt_length: int, *,
-                   strip_problem: bool | None = None, batch_size: int = 1024) -> EncodedPrompts:
-    """Apply suffix and chat template (``add_generation_prompt=True``); drop and count prompts > max tokens."""
-    kept_rows: list[MathRow] = []
-    kept_ids: list[list[int]] = []
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        conversations = [build_messages(r, suffix, strip_problem=strip_problem) for r in chunk]
-        ids = tokenizer.apply_chat_template(conversations, add_generation_prompt=True, tokenize=True,
-                                            return_dict=True)["input_ids"]
-        for row, prompt_ids in zip(chunk, ids, strict=True):
-            # verl filter_overlong_prompts: keep iff len(prompt_ids) <= max_prompt_length
-            if len(prompt_ids) <= max_prompt_length:
-                kept_rows.append(row)
-                kept_ids.append(list(prompt_ids))
-    n_filtered = len(rows) - len(kept_rows)
-    if n_filtered:
-        logger.warning("filtered out %d of %d prompts longer than %d tokens", n_filtered, len(rows), max_prompt_length)
-    return EncodedPrompts(rows=kept_rows, prompt_ids=kept_ids, n_filtered=n_filtered)
+        return getattr(importlib.import_module(f"justrl_lite.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

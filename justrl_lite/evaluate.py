@@ -17,6 +17,7 @@ authors' ``evals/gen_vllm.py`` and ``evals/grade.py`` in github thunlp/JustRL):
   5. One seed per sample. The authors draw N random seeds per benchmark; here sample j of every problem
      uses seed ``base_seed + j`` (default ``base_seed`` = 0), so a run is repeatable and every sample is
      known by (example_id, seed): that is what makes an interrupted run resumable.
+     Drawing, grading and appending the samples is ``eval_sampling.py``.
   6. Rule grading by the authors' rule grader (``grader="paper"``, the default: ``paper_grader.py``): the last
      ``\\boxed`` of the response against the answer (a boxed ground truth is unboxed), MATH normalisation, then
      SymPy with their integer, fraction and tuple rules. ``grader="math-verify"`` is ours (``grading.py``).
@@ -58,15 +59,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
-from justrl_lite.benchmarks import BENCHMARKS, COMPARE_CHOICES, PAPER_RESULTS, find_benchmark
-from justrl_lite.config import EVAL_PROMPT_SUFFIX, ConfigError, resolve_path
-from justrl_lite.data import DataError, MathRow, build_messages, encode_prompts, load_rows
+from justrl_lite.benchmarks import BENCHMARKS, COMPARE_CHOICES, PAPER_RESULTS
+from justrl_lite.config import ConfigError
+from justrl_lite.data import DataError, MathRow, load_rows
 from justrl_lite.eval_engine import (  # noqa: F401  (re-exported: evaluate.load_model etc. as before)
     HF_BATCH_SIZE,
     HF_CACHE_MAX_SHARE,
@@ -91,8 +90,22 @@ from justrl_lite.eval_files import (
     save_settings,
     write_records,
 )
-from justrl_lite.grader_pool import DEFAULT_TIMEOUT, GraderPool
-from justrl_lite.grading import EVAL_GRADER, GRADERS, grade_many
+from justrl_lite.eval_sampling import (  # noqa: F401  (re-exported)
+    DEFAULT_BASE_SEED,
+    EVAL_MAX_NEW_TOKENS,
+    EVAL_TEMPERATURE,
+    EVAL_TOP_P,
+    GRADE_TIMEOUT,
+    OTHER_SOURCE_N_SAMPLES,
+    BenchmarkSource,
+    SamplingSettings,
+    generate_benchmark,
+    resolve_benchmarks,
+    rule_grade,
+    sample_seeds,
+)
+from justrl_lite.grader_pool import GraderPool
+from justrl_lite.grading import EVAL_GRADER, GRADERS
 from justrl_lite.judge import (
     JUDGE_CHOICES,
     JUDGE_MODEL,
@@ -105,6 +118,7 @@ from justrl_lite.judge import (
     judge_verdict,
     require_cuda,
 )
+from justrl_lite.prompts import encode_prompts
 from justrl_lite.regrade import benchmark_of_file, regrade
 from justrl_lite.scores import (
     build_summary,
@@ -126,145 +140,6 @@ __all__ = [  # moved to benchmarks, eval_files, judge, scores and regrade; impor
 ]
 
 logger = logging.getLogger(__name__)
-
-# ---- the protocol's numbers -----------------------------------------------------------------------------
-
-EVAL_TEMPERATURE = 0.7
-EVAL_TOP_P = 0.9
-EVAL_MAX_NEW_TOKENS = 31744
-DEFAULT_BASE_SEED = 0
-"""Sample j of every problem uses seed ``base_seed + j``."""
-OTHER_SOURCE_N_SAMPLES = 4
-"""Samples per problem for a source that is not one of the nine benchmarks (e.g. the toy held-out split)."""
-GRADE_TIMEOUT = DEFAULT_TIMEOUT
-"""Seconds one SymPy equivalence check may take (``grader_pool.DEFAULT_TIMEOUT``); past it, wrong."""
-
-# ---- what to evaluate -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class BenchmarkSource:
-    """One thing to evaluate on: its name (table column and file name), where its rows come from, and N."""
-
-    name: str
-    source: str
-    n_samples: int
-
-
-def resolve_benchmarks(spec: str | Sequence[str], n_samples: int | None = None) -> list[BenchmarkSource]:
-    """``"all"``, a comma list or a list of benchmark names / local files (``NAME=PATH`` names a file).
-
-    Names ignore case, ``-`` and ``_`` (``math500``, ``olympiad-bench``). N is the paper's for the nine
-    benchmarks, ``OTHER_SOURCE_N_SAMPLES`` for anything else, and ``n_samples`` for all when given.
-    """
-    parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p and p.strip()]
-    if not parts:
-        raise EvaluationError("no benchmarks given: pass --benchmarks all, or names such as AIME24,MATH-500")
-    if n_samples is not None and n_samples < 1:
-        raise EvaluationError(f"--n-samples must be >= 1, got {n_samples}")
-    if any(p.lower() == "all" for p in parts):
-        parts = list(BENCHMARKS)
-    sources = [_resolve_one(part, n_samples) for part in parts]
-    names = [s.name for s in sources]
-    if len(set(names)) != len(names):
-        raise EvaluationError(f"benchmark names repeat in {names}: give files distinct names with NAME=PATH")
-    return sources
-
-
-def _resolve_one(part: str, n_samples: int | None) -> BenchmarkSource:
-    name, _, where = part.partition("=") if "=" in part else ("", "", part)
-    spec = None if name else find_benchmark(where)
-    if spec is not None:
-        return BenchmarkSource(spec.name, spec.name, n_samples or spec.n_samples)
-    local = Path(resolve_path(where))
-    if local.is_file() or "/" in where:  # a local file, or a hub dataset id that load_rows will try
-        return BenchmarkSource(name or _file_label(Path(where)), str(local) if local.is_file() else where,
-                               n_samples or OTHER_SOURCE_N_SAMPLES)
-    raise EvaluationError(f"unknown benchmark {part!r}: choose from {', '.join(BENCHMARKS)} or 'all', or "
-                          f"pass a local .parquet/.jsonl file (optionally as NAME=PATH)")
-
-
-def _file_label(path: Path) -> str:
-    """``data/toy/test.jsonl`` -> ``toy-test`` (a bare split name says little); ``foo.parquet`` -> ``foo``."""
-    if path.stem.lower() in ("test", "train", "val", "validation", "eval") and path.parent.name:
-        return f"{path.parent.name}-{path.stem}"
-    return path.stem
-
-
-def sample_seeds(base_seed: int, n_samples: int) -> list[int]:
-    """Seed of sample j (0-based) of every problem: ``base_seed + j``."""
-    return [base_seed + j for j in range(n_samples)]
-
-
-# ---- grading --------------------------------------------------------------------------------------------
-
-def rule_grade(responses: Sequence[str], answers: Sequence[str], *, timeout: float = GRADE_TIMEOUT,
-               pool: GraderPool | None = None, grader: str = EVAL_GRADER) -> list[bool]:
-    """``grading.grade`` of each pair by ``grader``, through ``grade_many``: string rules in this process, SymPy
-    checks spread over the grader's worker subprocesses, each bounded by ``timeout`` seconds."""
-    return [bool(v) for v in grade_many(list(responses), list(answers), timeout, pool=pool, grader=grader)]
-
-
-# ---- generation -----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """How samples are drawn; the defaults are the paper's protocol (items 3-5 of the module docstring)."""
-
-    temperature: float = EVAL_TEMPERATURE
-    top_p: float = EVAL_TOP_P
-    max_new_tokens: int = EVAL_MAX_NEW_TOKENS
-    base_seed: int = DEFAULT_BASE_SEED
-    batch_size: int | None = None
-    """Prompts per ``generate`` call (all with one seed); results are saved after each call. None = all."""
-    prompt_suffix: str = EVAL_PROMPT_SUFFIX
-
-    def check(self) -> None:
-        if not self.temperature > 0:
-            raise EvaluationError(f"--temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise EvaluationError(f"--top-p must be in (0, 1], got {self.top_p}")
-        if not (isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0):
-            raise EvaluationError(f"--max-new-tokens must be a positive integer, got {self.max_new_tokens}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise EvaluationError(f"--batch-size must be >= 1, got {self.batch_size}")
-
-
-def generate_benchmark(engine, tokenizer, rows: Sequence[MathRow], seeds: Sequence[int], path: Path,
-                       sampling: SamplingSettings, *, grade_timeout: float = GRADE_TIMEOUT,
-                       grade_pool: GraderPool | None = None, grader: str = EVAL_GRADER, desc: str = "",
-                       progress: bool = True) -> int:
-    """Sample, grade and append every (problem, seed) missing from ``path``; return how many were drawn.
-
-    A problem is its row number (``example_id``); sample j uses ``seeds[j]``. Generation goes seed by seed
-    (every problem with the first seed, then the second, ...), ``sampling.batch_size`` prompts per call.
-    """
-    prompts = [build_messages(row, sampling.prompt_suffix)[-1]["content"] for row in rows]
-    todo = missing_samples(path, prompts, seeds)
-    total = sum(len(ids) for _, ids in todo)
-    if total == 0:
-        return 0
-    # no length filter at evaluation: every problem is asked
-    encoded = encode_prompts(tokenizer, list(rows), sampling.prompt_suffix, max_prompt_length=sys.maxsize)
-    prompt_ids = encoded.prompt_ids
-    step = sampling.batch_size or len(rows)
-    with path.open("a", encoding="utf-8") as fh, \
-            tqdm(total=total, desc=desc, unit="sample", disable=not progress) as bar:
-        for seed, ids in todo:
-            for start in range(0, len(ids), step):
-                chunk = ids[start:start + step]
-                batch = engine.generate([prompt_ids[i] for i in chunk], 1, temperature=sampling.temperature,
-                                        top_p=sampling.top_p, top_k=-1,
-                                        max_new_tokens=sampling.max_new_tokens, seed=seed)
-                correct = rule_grade(batch.texts, [rows[i].ground_truth for i in chunk],
-                                     timeout=grade_timeout, pool=grade_pool, grader=grader)
-                lengths = batch.response_mask.sum(-1).tolist()  # (B,) generated tokens, EOS included
-                truncated = batch.truncated.tolist()  # (B,)
-                append_records(fh, [result_record(i, rows[i], prompts[i], seed, batch.texts[k], correct[k],
-                                                  bool(truncated[k]), int(lengths[k]))
-                                    for k, i in enumerate(chunk)])
-                bar.update(len(chunk))
-    return total
-
 
 def _load_rows(source: BenchmarkSource, limit: int | None, data_dir: str | None) -> list[MathRow]:
     try:

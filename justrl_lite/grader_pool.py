@@ -13,7 +13,8 @@ Two kinds of job, one per grader (``grading.py``):
      a time limit, a memory cap, a separate process.
 math-verify's own timeouts use ``signal.alarm``, which works only in a main thread, so they are switched off
 and the bound is enforced from outside; it therefore holds in threads and in (daemonic) worker processes alike.
-This module imports neither torch nor SymPy; only the worker subprocess does.
+This module imports neither torch nor SymPy; only the worker subprocess does (``grader_worker.py``, the code that
+runs inside it).
 """
 
 from __future__ import annotations
@@ -27,10 +28,7 @@ import sys
 import threading
 import time
 import warnings
-from functools import lru_cache
 from pathlib import Path
-
-from justrl_lite.boxed import BOX_OPEN
 
 DEFAULT_TIMEOUT = 5.0
 """Seconds one SymPy equivalence check may take; past it the worker is killed and the answer counts as wrong."""
@@ -38,102 +36,13 @@ DEFAULT_TIMEOUT = 5.0
 WORKER_START_TIMEOUT = 60.0
 """Seconds a new worker may take to import math-verify (about 1 s). Not charged to ``timeout``."""
 
-WORKER_MEMORY_BYTES = 2 * 1024**3
-"""Address-space cap of a worker: a runaway answer (a huge power or factorial) fails with MemoryError before it
-can exhaust the machine's RAM within its timeout."""
 
-
-# ---- inside the worker ------------------------------------------------------------------------------------------
-
-def _serve_worker() -> None:
-    """Main loop of a grader worker: one JSON job per stdin line, one JSON answer per line on the protocol pipe."""
-    import signal
-
-    # the protocol gets a private copy of stdout; anything a library prints goes to /dev/null
-    protocol = os.fdopen(os.dup(1), "wb", buffering=0)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    sys.stdout = open(os.devnull, "w")
-
-    def send(message: dict) -> None:
-        protocol.write(json.dumps(message).encode() + b"\n")
-
-    try:
-        _limit_worker_memory(WORKER_MEMORY_BYTES)
-        _math_verify_equal("1", "1")  # import math-verify and warm its parser before saying "ready"
-        _paper_difference_is_zero("(1)-(1)")
-    except Exception as e:  # a broken install: tell the parent once, in words
-        send({"ready": False, "error": f"{type(e).__name__}: {e}"})
-        return
-    send({"ready": True})
-    # backstop if the parent dies mid-check: SIGALRM's default action ends this process, even inside C code
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    for line in sys.stdin.buffer:
-        try:
-            job = json.loads(line)
-            signal.setitimer(signal.ITIMER_REAL, float(job["limit"]) + 1.0)
-            equal = _run_job(job)
-        except Exception:  # MemoryError, RecursionError, SymPy bugs: the answer is wrong, the worker lives on
-            equal = False
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        send({"equal": equal})
-
-
-def _limit_worker_memory(max_bytes: int) -> None:
-    try:
-        import resource
-
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = max_bytes if hard == resource.RLIM_INFINITY else min(max_bytes, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (ImportError, ValueError, OSError):  # not on this platform: the timeout still bounds the check
-        pass
-
-
-@lru_cache(maxsize=4096)
-def _parse_boxed(answer: str) -> tuple:
-    """math-verify's parse of ``\\boxed{answer}``: LaTeX extraction only, its own (signal) timeout off."""
-    import logging
-
-    from math_verify import LatexExtractionConfig, parse
-
-    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
-    # LatexExtractionConfig only: the plain-expression extractor goes through sympy's eval-based parse_expr
-    return tuple(parse(BOX_OPEN + answer + "}", extraction_config=[LatexExtractionConfig()], parsing_timeout=None))
-
-
-def _run_job(job: dict) -> bool:
-    if job.get("kind") == "paper":
-        return _paper_difference_is_zero(job["expr"])
-    return _math_verify_equal(job["gold"], job["pred"])
-
-
-def _paper_difference_is_zero(expr: str) -> bool:
-    """Runs inside the worker: the authors' SymPy step, ``simplify(parse_expr(expr)) == 0``."""
-    import sympy
-    from sympy.parsing import sympy_parser
-
-    # a^b is Python's a**b; "2x" and "sin x" are products and applications
-    transformations = sympy_parser.standard_transformations + (sympy_parser.implicit_multiplication_application,)
-    parsed = sympy_parser.parse_expr(expr.replace("^", "**"), transformations=transformations)
-    return bool(sympy.simplify(parsed) == 0)
-
-
-def _math_verify_equal(gold: str, pred: str) -> bool:
-    """Runs inside the worker: is ``pred`` mathematically equal to ``gold`` by math-verify?"""
-    from math_verify import verify
-
-    parsed_gold, parsed_pred = _parse_boxed(gold), _parse_boxed(pred)
-    if not parsed_gold or not parsed_pred:
-        return False
-    return bool(verify(list(parsed_gold), list(parsed_pred), timeout_seconds=None))
-
+# ---- the pool ---------------------------------------------------------------------------------------------------
 
 def _worker_command() -> list[str]:
     project_root = str(Path(__file__).resolve().parents[1])
     code = ("import sys; sys.path[0:1] = [" + repr(project_root) + "]; "
-            "from justrl_lite.grader_pool import _serve_worker; _serve_worker()")
+            "from justrl_lite.grader_worker import serve_worker; serve_worker()")
     return [sys.executable, "-c", code]
 
 

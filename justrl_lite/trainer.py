@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from justrl_lite.advantage import broadcast_to_tokens, grpo_advantages
 from justrl_lite.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
 from justrl_lite.config import JustRLConfig, resolve_path
-from justrl_lite.data import EncodedPrompts, encode_prompts, load_rows
+from justrl_lite.data import load_rows
 from justrl_lite.logprobs import (  # noqa: F401  (micro_batches, sequence_lengths: re-exported)
     compute_old_logprobs,
     compute_ref_logprobs,
@@ -64,6 +64,7 @@ from justrl_lite.policy import (  # noqa: F401  (TrainerError, DeviceError: re-e
     load_policy,
     make_optimizer,
 )
+from justrl_lite.prompts import EncodedPrompts, encode_prompts
 from justrl_lite.reward import score_responses
 from justrl_lite.rollout import RolloutBatch, RolloutEngine
 from justrl_lite.step_metrics import PhaseTimer, step_metrics

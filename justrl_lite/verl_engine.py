@@ -264,7 +264,7 @@ def known_differences(cfg: JustRLConfig) -> list[str]:
 
 def verl_record(row, suffix: str, split: str) -> dict[str, Any]:
     """One ``MathRow`` as a verl parquet row; the prompt already carries ``suffix`` in its last user message."""
-    from justrl_lite.data import build_messages
+    from justrl_lite.prompts import build_messages
 
     return {
         "data_source": row.data_source,

@@ -3,7 +3,6 @@ function that runs the step, in the steps' order; the docstring's ``-> x.py`` po
 
 from __future__ import annotations
 
-import importlib
 import inspect
 
 import pytest
@@ -11,16 +10,7 @@ import torch
 
 from justrl_lite import algorithm, trainer
 from justrl_lite.advantage import broadcast_to_tokens, grpo_advantages
-from justrl_lite.algorithm import algorithm_steps, package_calls, render_algorithm
-
-
-def resolve(name: str):
-    """``"rollout.RolloutEngine.generate"`` -> the object (module first, then attributes)."""
-    parts = name.split(".")
-    obj = importlib.import_module(f"justrl_lite.{parts[0]}")
-    for part in parts[1:]:
-        obj = getattr(obj, part)
-    return obj
+from justrl_lite.algorithm import algorithm_steps, package_calls, render_algorithm, resolve
 
 
 def test_every_step_of_the_docstring_is_marked_once_in_order_and_names_functions_that_exist():

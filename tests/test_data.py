@@ -137,7 +137,7 @@ def test_overlong_prompts_are_dropped_and_counted(shared_data_dir, tiny_model_an
     lengths = [len(tokenizer.apply_chat_template(build_messages(r, EVAL_PROMPT_SUFFIX), add_generation_prompt=True,
                                                  return_dict=True)["input_ids"]) for r in rows]
     limit = sorted(lengths)[len(lengths) // 2]  # a real prompt length: that prompt sits exactly on the limit
-    with caplog.at_level(logging.WARNING, logger="justrl_lite.data"):
+    with caplog.at_level(logging.WARNING, logger="justrl_lite.prompts"):
         encoded = encode_prompts(tokenizer, rows, EVAL_PROMPT_SUFFIX, max_prompt_length=limit, batch_size=50)
     expected_kept = [r for r, n in zip(rows, lengths) if n <= limit]
     assert 0 < encoded.n_filtered == sum(n > limit for n in lengths) < len(rows)

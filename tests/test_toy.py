@@ -295,3 +295,32 @@ def test_committed_base_is_a_modest_reasoner_on_the_held_out_split():
     assert metrics["truncated"] > 0.01, metrics  # some responses wander past the cap: RL can shorten them
     greedy = evaluate(model, tokenizer, test[48:112], n=1, temperature=0.0)
     assert greedy["pass@1"] >= 0.8, greedy  # it knows the skill; sampling at temperature 1.0 is what fails
+
+
+@pytest.mark.parametrize("task", ["toy", "toy_frac"])
+def test_the_shared_report_writer_rewrites_each_committed_base_report_byte_for_byte(task, tmp_path):
+    """``make_base.base_report`` + ``save_base`` (used by both toy tasks' scripts): fed the committed run's
+    training-time values (SFT time and loss, held-out scores), they rewrite its report byte for byte; the model
+    size, vocabulary, prompt lengths and the SFT noise settings are recomputed from the committed base and code."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from justrl_lite.toy import fractions, make_base, make_fractions_base
+    from justrl_lite.toy import task as arithmetic
+
+    base = PROJECT_ROOT / "data" / task / "base"
+    if not (base / "make_base_report.json").exists():
+        pytest.skip(f"{base} not built")
+    committed = (base / "make_base_report.json").read_text()
+    old = json.loads(committed)
+    module, noise = ((arithmetic, make_base.SFT_NOISE) if task == "toy"
+                     else (fractions, make_fractions_base.FRAC_SFT_NOISE))
+    _, test = module.make_splits(module.N_TRAIN, module.N_TEST, seed=0)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
+    evaluation = {k: v for k, v in old.items() if k in ("eval_command", "heldout_t1", "heldout_greedy")}
+    report = make_base.base_report(model, tokenizer, test, losses=[old["final_loss"]],
+                                   sft_seconds=old["sft_seconds"],
+                                   clean_solution_tokens_mean=old["clean_solution_tokens_mean"],
+                                   sft_args=make_base.SFTArgs(**old["sft_args"]), sft_noise=noise,
+                                   evaluation=evaluation)
+    make_base.save_base(tmp_path, model, tokenizer, report)
+    assert (tmp_path / "make_base_report.json").read_text() == committed

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -280,23 +281,40 @@ def make_base(out_dir: Path = DEFAULT_DIR, args: SFTArgs | None = None, n_eval: 
     t0 = time.time()
     losses = sft(model, tokenizer, sft_problems, args)
     sft_seconds = time.time() - t0
-    base_dir = Path(out_dir) / "base"
-    model.save_pretrained(base_dir)
-    tokenizer.save_pretrained(base_dir)
-    report = {
+    evaluation = {"heldout_t1": evaluate(model, tokenizer, test[:n_eval], n=8, seed=args.seed),
+                  "heldout_greedy": evaluate(model, tokenizer, test[:n_eval], n=1, temperature=0.0)}
+    clean_tokens = sum(len(tokenizer(solution(p))["input_ids"]) + 1 for p in test) / len(test)
+    report = base_report(model, tokenizer, test, losses=losses, sft_seconds=sft_seconds,
+                         clean_solution_tokens_mean=clean_tokens, sft_args=args, sft_noise=SFT_NOISE,
+                         evaluation=evaluation)
+    save_base(Path(out_dir) / "base", model, tokenizer, report)
+    return report
+
+
+def base_report(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, test: list, *, losses: list[float],
+                sft_seconds: float, clean_solution_tokens_mean: Any, sft_args: Any, sft_noise: Any,
+                evaluation: dict[str, Any]) -> dict[str, Any]:
+    """A toy base's ``make_base_report.json`` (both toy tasks): size, SFT, prompt and solution lengths, then the
+    held-out ``evaluation``. ``sft_args`` and ``sft_noise`` are dataclasses; ``test`` the held-out problems."""
+    return {
         "parameters": count_parameters(model),
         "vocab_size": len(tokenizer),
         "sft_seconds": round(sft_seconds, 1),
         "final_loss": sum(losses[-50:]) / len(losses[-50:]),
         "prompt_tokens_mean": sum(len(encode_prompt(tokenizer, p.text)) for p in test) / len(test),
-        "clean_solution_tokens_mean": sum(len(tokenizer(solution(p))["input_ids"]) + 1 for p in test) / len(test),
-        "sft_args": asdict(args),
-        "sft_noise": asdict(SFT_NOISE),
-        "heldout_t1": evaluate(model, tokenizer, test[:n_eval], n=8, seed=args.seed),
-        "heldout_greedy": evaluate(model, tokenizer, test[:n_eval], n=1, temperature=0.0),
+        "clean_solution_tokens_mean": clean_solution_tokens_mean,
+        "sft_args": asdict(sft_args),
+        "sft_noise": asdict(sft_noise),
+        **evaluation,
     }
-    (base_dir / "make_base_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+
+
+def save_base(base_dir: Path, model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase,
+              report: dict[str, Any]) -> None:
+    """The base model, its tokenizer and its report (``make_base_report.json``) in ``base_dir``."""
+    model.save_pretrained(base_dir)
+    tokenizer.save_pretrained(base_dir)
+    (Path(base_dir) / "make_base_report.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

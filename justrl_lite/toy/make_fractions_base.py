@@ -61,13 +61,15 @@ from justrl_lite.toy.fractions import (
 from justrl_lite.toy.make_base import (
     RESPONSE_CAP,
     SFTArgs,
+    base_report,
     encode_example,
     encode_prompt,
     pad_batch,
     sample_responses,
+    save_base,
     sft,
 )
-from justrl_lite.toy.model import build_random_model, count_parameters
+from justrl_lite.toy.model import build_random_model
 from justrl_lite.toy.tokenizer import build_tokenizer
 from justrl_lite.verifier import dapo_reward, grade_many
 
@@ -166,24 +168,17 @@ def make_base(out_dir: Path = DEFAULT_DIR, args: SFTArgs = FRAC_SFT_ARGS, n_eval
     t0 = time.time()
     losses = sft(model, tokenizer, sft_problems, args, noise=FRAC_SFT_NOISE, demonstrate=demonstration)
     sft_seconds = time.time() - t0
-    base_dir = Path(out_dir) / "base"
-    model.save_pretrained(base_dir)
-    tokenizer.save_pretrained(base_dir)
-    report = {
-        "parameters": count_parameters(model),
-        "vocab_size": len(tokenizer),
-        "sft_seconds": round(sft_seconds, 1),
-        "final_loss": sum(losses[-50:]) / len(losses[-50:]),
-        "prompt_tokens_mean": sum(len(encode_prompt(tokenizer, p.text)) for p in test) / len(test),
-        "clean_solution_tokens_mean": {path: sum(len(tokenizer(solution(p, path))["input_ids"]) + 1 for p in test)
-                                       / len(test) for path in PATHS},
-        "sft_args": asdict(args),
-        "sft_noise": asdict(FRAC_SFT_NOISE),
+    evaluation = {
         "eval_command": f"evaluate(test[:{n_eval}], n=8, seed={args.seed}) at temperature 1",
         "heldout_t1": evaluate(model, tokenizer, test[:n_eval], n=8, seed=args.seed),
         "heldout_greedy": evaluate(model, tokenizer, test[:n_eval], n=1, temperature=0.0, with_entropy=False),
     }
-    (base_dir / "make_base_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    clean_tokens = {path: sum(len(tokenizer(solution(p, path))["input_ids"]) + 1 for p in test) / len(test)
+                    for path in PATHS}
+    report = base_report(model, tokenizer, test, losses=losses, sft_seconds=sft_seconds,
+                         clean_solution_tokens_mean=clean_tokens, sft_args=args, sft_noise=FRAC_SFT_NOISE,
+                         evaluation=evaluation)
+    save_base(Path(out_dir) / "base", model, tokenizer, report)
     return report
 
 
