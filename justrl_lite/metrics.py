@@ -10,13 +10,15 @@ Logged keys (per training step):
   policy/entropy              masked token mean of the sampling-temperature policy entropy, before the update (when
                               the old-log-prob pass is skipped, ``recompute_old_logprobs``: measured on each
                               mini-batch just before its optimizer step)
-  response_length/mean, /max  response tokens (EOS included)
+  response_length/mean, response_length/max   response tokens (EOS included)
   response_length/truncated_frac   fraction that hit max_response_length
   actor/pg_loss               mean of the aggregated policy loss over mini-batches (not a measure of progress)
   actor/clip_frac             fraction of response tokens where the ratio clip is active (L2 > L1)
   actor/dual_clip_frac        fraction of response tokens where the dual clip is active
   actor/approx_kl             mean(logp_old - logp_new) over response tokens
   actor/grad_norm             global gradient norm before clipping (mean over optimizer steps)
+  actor/skipped_updates       optimizer steps skipped because the gradient was not finite (as verl)
+  actor/updates               optimizer steps taken on this rollout batch (4 in the paper)
   actor/lr                    learning rate of this step
   rollout/logprob_diff        mean |sampler log-prob - trainer log-prob| (inference/training mismatch; 0 when the
                               sampler's log-probs are reused as logp_old)

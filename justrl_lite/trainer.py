@@ -263,6 +263,7 @@ def train_step(step: int, model, optimizer, engine: RolloutEngine, prompts: Enco
                                log_entropy=reuse)
         if hasattr(engine, "sync_weights"):
             engine.sync_weights(model)  # wakes vLLM: its weights come back, the new ones go in, then its KV cache
+    # the step's metrics, keyed as metrics.py lists them (train adds actor/lr, and val/* every val_every steps)
     return step_metrics(update, batch, rewards, scores, old_logp, entropy, cfg.rollouts_per_prompt, timer)
 
 

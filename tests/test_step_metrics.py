@@ -4,6 +4,7 @@ order written to metrics.jsonl) of a real ``train_step`` on a random tiny model.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import random
 from types import SimpleNamespace
@@ -11,11 +12,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from justrl_lite.config import JustRLConfig
+from justrl_lite.config import PROJECT_ROOT, JustRLConfig
 from justrl_lite.data import MathRow
+from justrl_lite.metrics import read_metrics
 from justrl_lite.rollout import RolloutBatch, left_pad
 from justrl_lite.step_metrics import PhaseTimer, step_metrics
-from justrl_lite.trainer import train_step
+from justrl_lite.trainer import train, train_step
 
 # the keys of one training step in metrics.jsonl, in order (train() then adds actor/lr, and val/* every val_every)
 STEP_KEYS = [
@@ -137,3 +139,26 @@ def test_a_training_step_logs_exactly_the_documented_keys_in_order(tiny_model_an
     assert min(m[k] for k in STEP_KEYS if k.startswith("time/")) > 0
     assert m["time/step"] == pytest.approx(sum(m[f"time/{p}"] for p in ("rollout", "reward", "old_logprob",
                                                                        "update")), rel=0.05, abs=1e-3)
+
+
+@pytest.mark.skipif(not (PROJECT_ROOT / "data" / "toy" / "base" / "config.json").exists(), reason="toy base not built")
+def test_a_two_step_run_writes_exactly_these_keys_per_line(tmp_path):
+    cfg = JustRLConfig.tiny().replace(total_steps=2, prompts_per_step=2, mini_batch_prompts=1, val_every=2,
+                                      save_every=2, val_max_prompts=2, val_samples_per_prompt=1,
+                                      output_dir=str(tmp_path))
+    train(cfg, progress=False)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    val = ["val/pass@1", "val/reward", "val/response_length"]
+    assert [list(r) for r in rows] == [
+        ["step", "train_prompts", "train_prompts_filtered", "val_prompts", *val],
+        ["step", *STEP_KEYS, "actor/lr"],
+        ["step", *STEP_KEYS, "actor/lr", *val],
+    ]
+    assert all(isinstance(v, (int, float)) and math.isfinite(v) for r in rows for v in r.values())
+
+
+def test_every_logged_key_is_explained_in_the_metrics_module_docstring():
+    import justrl_lite.metrics as metrics_module
+
+    for key in [*STEP_KEYS, "actor/lr", "val/pass@1", "val/reward", "val/response_length"]:
+        assert key in metrics_module.__doc__, f"explain {key} in justrl_lite/metrics.py's docstring"
