@@ -29,6 +29,8 @@ PACKAGE = "justrl_lite"
 
 @dataclass(frozen=True)
 class Step:
+    """One line of Algorithm 1: item ``number`` of the docstring and the package functions its code calls."""
+
     number: int
     text: str               # the docstring's item, tails dropped, continuation lines joined by newlines
     modules: tuple[str, ...]  # the ``-> x.py`` tails the docstring names for this item

@@ -15,6 +15,9 @@ One training step (the paper's numbers in brackets):
   7. lr = 1e-6 * min(1, (step - 1) / 10) at training step ``step`` (1-based): linear warm-up over [10] training
      steps, then constant (``make_scheduler``).
 
+Each item's code sits under a ``# N.`` comment in ``train_step`` (1-6) or ``train`` (7); ``algorithm.py`` reads
+them to draw Algorithm 1 with the functions that implement each step (``python -m justrl_lite.algorithm``).
+
 JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
   1. No KL term and no reference model (``kl_coef`` = 0); no entropy bonus (``entropy_coeff`` = 0).
   2. Clip-higher (0.2 / 0.28) and dual clip (10), token-mean aggregation.
