@@ -71,7 +71,9 @@ def test_fresh_venv_runs_notebooks_00_to_02_from_a_clone(tmp_path):
     _run([sys.executable, "-m", "venv", str(venv)])
     python = str(venv / "bin" / "python")
     _run([python, "-m", "pip", "install", "-q", "-c", str(ROOT / "ci" / "pins-main.txt"), *COLAB_BASE])
-    probe = subprocess.run([python, "-c", "import justrl_lite"], capture_output=True)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "JUSTRL_DATA_DIR", "VIRTUAL_ENV", "JUSTRL_SOLUTIONS")}
+    probe = subprocess.run([python, "-c", "import justrl_lite"], capture_output=True, cwd=tmp_path, env=env)
     assert probe.returncode != 0, "the fresh venv must not see justrl_lite before the first cell installs it"
     t_venv = time.perf_counter() - t0
 
@@ -79,8 +81,6 @@ def test_fresh_venv_runs_notebooks_00_to_02_from_a_clone(tmp_path):
     work.mkdir()
     for name in NOTEBOOKS:  # as Colab opens them: the committed files
         (work / f"{name}.ipynb").write_text(_run(["git", "-C", str(ROOT), "show", f"HEAD:notebooks/{name}.ipynb"]).stdout)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "JUSTRL_DATA_DIR", "VIRTUAL_ENV", "JUSTRL_SOLUTIONS")}
     env.update({GIT_ENV: ROOT.as_uri(), "PIP_CONSTRAINT": str(ROOT / "ci" / "pins-main.txt"), "OMP_NUM_THREADS": "1",
                 "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "MPLBACKEND": "Agg"})
     t1 = time.perf_counter()
