@@ -73,8 +73,8 @@ test: $(STAMP) $(VLLM_STAMP) $(VERL_STAMP)
 # Colab in one click (issue 15): a brand-new venv holding only torch and a Jupyter kernel runs notebooks 00-02;
 # their first cell clones this repository's committed HEAD (JUSTRL_LITE_GIT=file://...) and pip-installs it, as
 # in Colab. Commit first: uncommitted changes are not in a clone. Nothing but pip's cache is reused between runs.
-# Measured on the 2-core dev machine (wheels cached): 187 s = 59 s new venv + 128 s notebooks (95 s of it the
-# first cell's clone and pip install); command: the pytest line below, timed.
+# Measured on the shared 2-core dev machine (wheels cached), the pytest line below timed: 169 s and 187 s in two
+# runs (new venv 73 / 59 s; notebooks 96 / 128 s, of which notebook 00, whose first cell clones and installs, 77 / 105 s).
 test-fresh: $(STAMP)
 	OMP_NUM_THREADS=1 TORCH_SPEC="$(TORCH_SPEC)" PIP_TORCH_ARGS="$(PIP_TORCH_ARGS)" \
 		$(BIN)/python -m pytest -o addopts="-ra -s" -m fresh tests/test_fresh_venv.py

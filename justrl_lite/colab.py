@@ -78,6 +78,7 @@ except ImportError:
     if root is None:  # fresh Colab: clone, then install; {GIT_ENV} points elsewhere (a fork, a local clone)
         url = os.environ.get("{GIT_ENV}", "{url}")
         root = pathlib.Path("{CLONE_DIR}").resolve()
+        print(f"set-up: {{url}} -> {{root}}, then pip install -e (once per runtime, a few minutes)")
         if not (root / "justrl_lite").is_dir():
             subprocess.run(["git", "clone", "--depth", "1", "--quiet", url, str(root)], check=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(root)], check=True)

@@ -97,6 +97,10 @@ def test_fresh_venv_runs_notebooks_00_to_02_from_a_clone(tmp_path):
     assert _run(["git", "-C", str(clone), "rev-parse", "HEAD"]).stdout.strip() == head
     where = _run([python, "-c", "import justrl_lite; print(justrl_lite.__file__)"], cwd=tmp_path).stdout.strip()
     assert Path(where).resolve() == (clone / "justrl_lite" / "__init__.py").resolve()  # installed from the clone
+    # notebook 00's first cell took the Colab branch (clone + install); 01 and 02 then found the installed package
+    said = [_outputs(work / f"{n}.ipynb").splitlines()[:1] for n in NOTEBOOKS]
+    assert said[0] and said[0][0].startswith("set-up: ") and CLONE_DIR in said[0][0], said[0]
+    assert not any(s and s[0].startswith("set-up: ") for s in said[1:]), said
     for name in NOTEBOOKS:  # no section skipped for lack of data; vLLM (02, last section) is not in Colab's kernel
         shown = _outputs(work / f"{name}.ipynb").splitlines()
         skipped = [ln for ln in shown if ln.lower().startswith("skipped") or " skipped" in ln.lower() and "note" in ln]
