@@ -78,7 +78,7 @@ def display_token(text: str) -> str:
 
 def plot_token_clipping(responses: Sequence[dict], *, clip_ratio_low: float, clip_ratio_high: float,
                         chars_per_line: int = 100, ratio_range: tuple[float, float] = (0.5, 2.0)):
-    """Responses token by token: box colour = ratio r_t (log scale, white at 1), hatched with a coloured edge where
+    """Responses token by token: box colour = ratio r_t (log scale, grey at 1), hatched with a coloured edge where
     the gradient is zeroed (red: ratio clip, black: dual clip); the advantage beside each; r_t per token below.
 
     Each response is a dict with ``tokens`` (list of str), ``advantage`` (float), an optional ``label``, and the
@@ -90,12 +90,12 @@ def plot_token_clipping(responses: Sequence[dict], *, clip_ratio_low: float, cli
 
     cmap, norm = plt.get_cmap("coolwarm"), colors.LogNorm(*ratio_range)
     lines = [_wrap([display_token(t) for t in r["tokens"]], chars_per_line) for r in responses]
-    heights = [max(1, max(row for row, _, _ in ln) + 1) * 0.32 + 0.5 for ln in lines] + [2.4]
+    heights = [(max((row for row, _, _ in ln), default=0) + 1) * 0.32 + 0.5 for ln in lines] + [2.4]
     fig, axes = plt.subplots(len(responses) + 1, 1, figsize=(11, sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     axes = axes[:, 0]
     for i, (ax, resp, layout) in enumerate(zip(axes, responses, lines)):
-        n_rows = max(row for row, _, _ in layout) + 1
+        n_rows = max((row for row, _, _ in layout), default=0) + 1
         for t, ((row, col, width), tok) in enumerate(zip(layout, resp["tokens"])):
             zeroed, dual = bool(resp["zeroed"][t]), bool(resp["dual_clipped"][t])
             edge = DUAL_CLIP_COLOR if dual else RATIO_CLIP_COLOR if zeroed else "lightgrey"
