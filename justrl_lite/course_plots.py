@@ -278,7 +278,7 @@ def plot_micro_batches(plans: dict[str, Sequence[Sequence[int]]], seq_lengths: t
     Bars carry the gids ``real <j> <row>`` and ``pad <j> <row>`` (j = micro-batch)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(plans), figsize=(4.2 * len(plans), 4.2), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(1, len(plans), figsize=(4.2 * len(plans), 4.2), squeeze=False)
     for ax, (name, plan) in zip(axes[0], plans.items()):
         layout = micro_batch_layout(plan, seq_lengths)
         y = 0.0
@@ -292,6 +292,7 @@ def plot_micro_batches(plans: dict[str, Sequence[Sequence[int]]], seq_lengths: t
                     va="center", fontsize=7)
             ax.axhline(y + 0.5, color="black", lw=0.6)
             y -= 0.5
+        ax.set_xlim(0, 1.2 * max(mb["width"] for mb in layout))  # room for the rows x width labels
         padded, computed = padding_counts([list(r) for r in plan], seq_lengths)
         ax.set_title(f"{name}: {len(layout)} micro-batches, padding {padded / computed:.0%}", fontsize=9)
         ax.set_yticks([])
