@@ -16,8 +16,9 @@ draws exactly that data (tested by reading the data back from the figure's artis
    H_t = -sum_v p_v log p_v, p = softmax(z_t / T), of responses sampled at temperature T, from
    ``logprobs.sequence_logprobs``. JustRL trains at T = 1.0 and evaluates at T = 0.7.
 4. ``micro_batch_layout`` / ``plot_micro_batches`` (notebook 05): what ``logprobs.plan_micro_batches`` returns,
-   drawn through its public result only (the rows of each micro-batch and their lengths): a micro-batch of b rows
-   is right-padded to its longest row, so it computes b x max(length) tokens, the rest of them padding.
+   drawn through public results only (the rows of each micro-batch, their lengths, and ``logprobs.padding_counts``
+   for the tokens computed): a forward pass right-pads its rows to its longest row, so it computes
+   rows x longest tokens, the rest of them padding.
 """
 
 from __future__ import annotations
@@ -259,46 +260,46 @@ def plot_entropy_vs_temperature(results: dict[float, dict[str, np.ndarray]], *,
 # ---- 4. how rows pack into micro-batches ------------------------------------------------------------------
 
 def micro_batch_layout(plan: Sequence[Sequence[int]], seq_lengths: torch.Tensor) -> list[dict]:
-    """Per micro-batch of a plan: its ``rows``, their ``lengths`` (prompt + response tokens), the padded ``width``
-    (its longest row: rows are right-padded to it) and ``computed`` = rows x width tokens."""
+    """Per micro-batch of a plan: its ``rows``, their ``lengths`` (prompt + response tokens), ``real`` = their sum,
+    ``computed`` = the tokens the package computes for it (``logprobs.padding_counts`` of that micro-batch alone:
+    each forward pass right-pads its rows to its longest row) and ``padded`` = computed - real."""
     out = []
     for rows in plan:
-        lengths = [int(seq_lengths[r]) for r in rows]
-        if not lengths:
+        rows = [int(r) for r in rows]
+        if not rows:
             raise ValueError("a micro-batch of the plan holds no row; a plan is a list of non-empty lists of rows")
-        width = max(lengths)
-        out.append({"rows": list(rows), "lengths": lengths, "width": width, "computed": len(rows) * width})
+        lengths = [int(seq_lengths[r]) for r in rows]
+        padded, computed = padding_counts([rows], seq_lengths)
+        out.append({"rows": rows, "lengths": lengths, "real": sum(lengths), "computed": computed, "padded": padded})
     return out
 
 
 def plot_micro_batches(plans: dict[str, Sequence[Sequence[int]]], seq_lengths: torch.Tensor, *,
                        max_tokens: int | None = None):
-    """One panel per plan (e.g. per mini-batch): every row a bar of its real tokens (blue) and its padding up to
-    the micro-batch's longest row (grey, hatched), micro-batches separated and labelled rows x width.
-    Bars carry the gids ``real <j> <row>`` and ``pad <j> <row>`` (j = micro-batch)."""
+    """One panel per plan (e.g. per mini-batch), one bar per micro-batch: its rows' real tokens end to end (blue,
+    one segment per row, gid ``real <j> <row>``), then the padding it computes (grey, hatched, gid ``pad <j>``);
+    the bar's length is the tokens computed, against the budget ``max_tokens``."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(plans), figsize=(4.2 * len(plans), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(plans), figsize=(4.4 * len(plans), 3.8), squeeze=False, sharex=True)
     for ax, (name, plan) in zip(axes[0], plans.items()):
         layout = micro_batch_layout(plan, seq_lengths)
-        y = 0.0
         for j, mb in enumerate(layout):
+            left = 0
             for row, length in zip(mb["rows"], mb["lengths"]):
-                ax.barh(y, length, color="C0", height=0.8, gid=f"real {j} {row}")
-                ax.barh(y, mb["width"] - length, left=length, color="lightgrey", hatch="///", edgecolor="grey",
-                        height=0.8, gid=f"pad {j} {row}")
-                y -= 1
-            ax.text(mb["width"], y + 1 + len(mb["rows"]) / 2 - 0.5, f" {len(mb['rows'])} x {mb['width']}",
-                    va="center", fontsize=7)
-            ax.axhline(y + 0.5, color="black", lw=0.6)
-            y -= 0.5
-        ax.set_xlim(0, 1.2 * max(mb["width"] for mb in layout))  # room for the rows x width labels
+                ax.barh(j, length, left=left, color="C0", edgecolor="white", linewidth=0.6, height=0.7,
+                        gid=f"real {j} {row}")
+                left += length
+            ax.barh(j, mb["padded"], left=left, color="lightgrey", hatch="///", edgecolor="grey", height=0.7,
+                    gid=f"pad {j}")
+            ax.text(mb["computed"], j, f" {len(mb['rows'])} rows", va="center", fontsize=7)
+        if max_tokens is not None:
+            ax.axvline(max_tokens, color="black", ls="--", lw=0.8, label=f"budget {max_tokens} (rows x longest)")
+            ax.legend(fontsize=7, loc="lower right")
         padded, computed = padding_counts([list(r) for r in plan], seq_lengths)
         ax.set_title(f"{name}: {len(layout)} micro-batches, padding {padded / computed:.0%}", fontsize=9)
-        ax.set_yticks([])
-        ax.set_xlabel("tokens per row (prompt + response)")
-    if max_tokens is not None:
-        fig.suptitle(f"each micro-batch computes rows x its longest row <= {max_tokens} tokens (a lone row may exceed)",
-                     fontsize=9)
+        ax.set_yticks(range(len(layout)), [f"micro-batch {j}" for j in range(len(layout))], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("tokens computed: real (one segment per row) + padding")
     fig.tight_layout()
     return fig

@@ -35,8 +35,10 @@ def fresh_rng() -> tuple[int, random.Random]:
     return seed, random.Random(seed)
 
 
-def by_gid(fig, gid: str):
-    found = [a for ax in fig.axes for a in ax.get_children() if a.get_gid() == gid]
+def by_gid(where, gid: str):
+    """The one artist of a figure (or of one of its axes) with this gid."""
+    axes = where.axes if hasattr(where, "get_axes") else [where]
+    found = [a for ax in axes for a in ax.get_children() if a.get_gid() == gid]
     assert len(found) == 1, (gid, len(found))
     return found[0]
 
@@ -224,34 +226,42 @@ def test_plot_entropy_vs_temperature_draws_the_means_and_medians():
 
 # ---- 4. micro-batches ---------------------------------------------------------------------------------
 
-def check_drawn_plan(fig, ax, plan, seq_lengths):
+def check_drawn_plan(ax, plan, seq_lengths):
+    """Each micro-batch's bar: its rows' lengths end to end, then its padding as padding_counts counts it."""
     for j, rows in enumerate(plan):
-        width = max(int(seq_lengths[r]) for r in rows)
+        left = 0
         for r in rows:
-            real = by_gid(fig, f"real {j} {r}")
-            pad = by_gid(fig, f"pad {j} {r}")
-            assert real.get_x() == 0 and real.get_width() == int(seq_lengths[r])
-            assert pad.get_x() == int(seq_lengths[r]) and pad.get_x() + pad.get_width() == width
+            real = by_gid(ax, f"real {j} {r}")
+            assert real.get_x() == left and real.get_width() == int(seq_lengths[r])
+            left += int(seq_lengths[r])
+        pad = by_gid(ax, f"pad {j}")
+        padded, computed = padding_counts([rows], seq_lengths)
+        assert pad.get_x() == left == computed - padded and pad.get_width() == padded
     padded, computed = padding_counts(plan, seq_lengths)
     assert f"{len(plan)} micro-batches, padding {padded / computed:.0%}" in ax.get_title()
 
 
 def test_micro_batch_layout_and_plot_follow_the_plan_they_are_given():
     _, rng = fresh_rng()
-    seq_lengths = torch.tensor([rng.randint(5, 200) for _ in range(24)])
+    seq_lengths = torch.tensor([rng.randint(5, 200) for _ in range(24)] + [50] * 4)
     budget = 600
     plans = {"mini-batch 0": plan_micro_batches(list(range(12)), seq_lengths, budget),
              "mini-batch 1": plan_micro_batches(list(range(12, 24)), seq_lengths, budget),
-             "any plan": [[3, 1], [7], [0, 2, 4, 5, 6]]}       # not the planner's: drawn as given
+             "any plan": [[3, 1], [7], [0, 2, 4, 5, 6], [24, 25, 26, 27]]}   # not the planner's: drawn as given
     for plan in plans.values():
         layout = cp.micro_batch_layout(plan, seq_lengths)
         assert [mb["rows"] for mb in layout] == [list(r) for r in plan]
-        assert sum(mb["computed"] - sum(mb["lengths"]) for mb in layout) == padding_counts(plan, seq_lengths)[0]
-    fig = cp.plot_micro_batches({k: v for k, v in plans.items() if k != "any plan"}, seq_lengths, max_tokens=budget)
-    for ax, plan in zip(fig.axes, list(plans.values())[:2]):
-        check_drawn_plan(fig, ax, plan, seq_lengths)
-    fig = cp.plot_micro_batches({"any plan": plans["any plan"]}, seq_lengths)
-    check_drawn_plan(fig, fig.axes[0], plans["any plan"], seq_lengths)
+        for mb in layout:
+            assert mb["lengths"] == [int(seq_lengths[r]) for r in mb["rows"]] and mb["real"] == sum(mb["lengths"])
+            # padding is never negative and never more than padding every row to the micro-batch's longest
+            assert mb["real"] <= mb["computed"] <= len(mb["rows"]) * max(mb["lengths"])
+            assert mb["padded"] == mb["computed"] - mb["real"]
+        assert sum(mb["padded"] for mb in layout) == padding_counts(plan, seq_lengths)[0]
+    assert cp.micro_batch_layout([[24, 25, 26, 27]], seq_lengths)[0]["padded"] == 0     # equal lengths: no padding
+    fig = cp.plot_micro_batches(plans, seq_lengths, max_tokens=budget)
+    for ax, plan in zip(fig.axes, plans.values()):
+        check_drawn_plan(ax, plan, seq_lengths)
+        assert [line.get_xdata()[0] for line in ax.get_lines()] == [budget]
 
 
 def test_micro_batch_layout_rejects_an_empty_micro_batch():
