@@ -292,7 +292,8 @@ def plot_micro_batches(plans: dict[str, Sequence[Sequence[int]]], seq_lengths: t
                 left += length
             ax.barh(j, mb["padded"], left=left, color="lightgrey", hatch="///", edgecolor="grey", height=0.7,
                     gid=f"pad {j}")
-            ax.text(mb["computed"], j, f" {len(mb['rows'])} rows", va="center", fontsize=7)
+            ax.text(mb["computed"], j, f" {len(mb['rows'])} row{'s' if len(mb['rows']) > 1 else ''}", va="center",
+                    fontsize=7)
         if max_tokens is not None:
             ax.axvline(max_tokens, color="black", ls="--", lw=0.8, label=f"budget {max_tokens} (rows x longest)")
             ax.legend(fontsize=7, loc="lower right")
