@@ -207,7 +207,7 @@ def test_entropy_by_temperature_matches_a_plain_forward_pass(toy_engine):
         assert np.allclose(results[T]["entropy"], torch.cat(entropies).numpy(), rtol=0, atol=1e-4), T
         assert np.array_equal(results[T]["lengths"], batch.response_lengths.numpy())
         assert np.allclose(results[T]["neg_logp"], -batch.sampling_logprobs[batch.response_mask.bool()].numpy())
-        assert (results[T]["entropy"] >= -1e-6).all()
+        assert (results[T]["entropy"] >= -1e-4).all()  # H >= 0 up to float32 rounding of logsumexp - E[z]
 
 
 def test_plot_entropy_vs_temperature_draws_the_means_and_medians():
