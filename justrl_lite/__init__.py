@@ -24,6 +24,8 @@ Modules, in the order data flows:
                  engines (eval_engine), results files (eval_files),
                  the CompassVerifier judge (judge), summaries (scores), regrading by both graders (regrade)
     plots      - training-dynamics figures from logged metrics (native runs and verl runs)
+    course_plots - the notebooks' teaching figures: clipping token by token, advantage over (n, k), entropy vs T,
+                 micro-batch packing
     verl_engine  - `full_run --engine verl`: the same config rendered as a verl 0.9.1 launch (multi-GPU, multi-node)
     verl_reward  - the JustRL reward as a verl custom reward function (no torch/transformers imports)
     verl_metrics - verl's logged metrics read under the native metric names
