@@ -1,10 +1,11 @@
-"""Where a tiny justrl_lite training step spends its time, per phase, for two rollout paths side by side.
+"""Where a tiny justrl_lite training step spends its time, per phase, for several rollout paths side by side.
 
-Runs the tiny preset's training steps (``justrl_lite.trainer.train_step``, no validation) for two copies of
-the run that differ only in how ``HFRollout`` decodes: ``generate`` (transformers ``generate``, every row
-computed until the longest one ends; the path before issue #12) and ``drop-finished`` (finished rows leave the
-batch and the KV cache; the default). Both draw the same samples for the same seed, so both copies train
-identically and each step's phases can be compared one to one. Steps alternate between the copies (A, B, A,
+Runs the tiny preset's training steps (``justrl_lite.trainer.train_step``, no validation) for copies of the run
+that differ only in how ``HFRollout`` decodes: ``generate`` (transformers ``generate``, every row computed until
+the longest one ends; the path before issue #12), ``multinomial`` (finished rows leave the batch and the KV
+cache; each token drawn by ``torch.multinomial`` over all rows) and ``drop-finished`` (the default: the same, with
+the draw's exponentials computed for the live rows only, ``decode.race_sample``). All draw the same samples for
+the same seed, so the copies train identically and each step's phases can be compared one to one. Steps alternate between the copies (A, B, A,
 B, ...) so that a busy machine slows both alike. Two tables: the median wall seconds of each phase from the
 step's ``time/*`` metrics with its share of the step, and the median process CPU seconds of the same phases
 (``time.process_time`` around ``engine.generate``, ``compute_old_logprobs`` and ``update_policy``; reward and
@@ -12,6 +13,7 @@ bookkeeping are the rest), which a loaded machine disturbs much less than wall t
 
     python benchmarks/step_phases.py                       # 6 steps each, 1 torch thread
     python benchmarks/step_phases.py --steps 10 --threads 2 --variants drop-finished
+    python benchmarks/step_phases.py --steps 6 --variants multinomial,drop-finished
     python benchmarks/step_phases.py --from-metrics data/tiny_run/metrics.jsonl --last-step 40   # a logged run
 """
 
@@ -25,6 +27,7 @@ import time
 
 import torch
 
+import justrl_lite.decode as decode
 import justrl_lite.trainer as trainer
 from justrl_lite.config import JustRLConfig
 from justrl_lite.rollout import HFRollout
@@ -38,7 +41,8 @@ from justrl_lite.trainer import (
 )
 
 PHASES = ("time/rollout", "time/reward", "time/old_logprob", "time/update", "time/step")
-VARIANTS = {"generate": False, "drop-finished": True}
+VARIANTS = {"generate": (False, False), "multinomial": (True, False), "drop-finished": (True, True)}
+"""Rollout path -> (HFRollout drops finished rows, the draw is ``decode.race_sample`` where torch allows it)."""
 
 
 class CPUClock:
@@ -57,12 +61,23 @@ class CPUClock:
         return timed
 
 
-def make_run(cfg: JustRLConfig, drop_finished: bool):
+def make_run(cfg: JustRLConfig, drop_finished: bool, race: bool = True):
     """(model, optimizer, scheduler, engine, prompts) of a fresh tiny run."""
     seed_everything(cfg.seed)
     model, tokenizer = load_policy(cfg)
     optimizer = make_optimizer(model, cfg)
-    return (model, optimizer, make_scheduler(optimizer, cfg), HFRollout(model, tokenizer, drop_finished=drop_finished),
+    engine = HFRollout(model, tokenizer, drop_finished=drop_finished)
+    if not race:  # torch.multinomial over all rows: the identity race_sample rests on is declared absent
+        generate = engine.generate
+
+        def with_multinomial(*args, **kwargs):
+            real, decode.exponential_is_log_of_uniform = decode.exponential_is_log_of_uniform, lambda: False
+            try:
+                return generate(*args, **kwargs)
+            finally:
+                decode.exponential_is_log_of_uniform = real
+        engine.generate = with_multinomial
+    return (model, optimizer, make_scheduler(optimizer, cfg), engine,
             load_prompts(cfg.train_data, tokenizer, cfg.prompt_suffix, cfg.max_prompt_length))
 
 
@@ -87,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=6, help="training steps per variant (default 6)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--variants", default="generate,drop-finished", help="comma-separated: generate, drop-finished")
+    p.add_argument("--variants", default="generate,drop-finished",
+                   help="comma-separated: generate, multinomial, drop-finished")
     p.add_argument("--from-metrics", metavar="JSONL", help="no run: the phases of a run's metrics.jsonl (time/* keys)")
     p.add_argument("--last-step", type=int, default=None, help="with --from-metrics: only steps 1..N")
     args = p.parse_args(argv)
@@ -99,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--variants must name some of {sorted(VARIANTS)}; --steps and --threads must be >= 1")
     torch.set_num_threads(args.threads)
     cfg = JustRLConfig.tiny().replace(seed=args.seed, total_steps=args.steps)
-    runs = {v: make_run(cfg, VARIANTS[v]) for v in names}
+    runs = {v: make_run(cfg, *VARIANTS[v]) for v in names}
     clock = CPUClock()
     trainer.compute_old_logprobs = clock.wrap("old_logprob", trainer.compute_old_logprobs)
     trainer.update_policy = clock.wrap("update", trainer.update_policy)

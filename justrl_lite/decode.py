@@ -12,13 +12,22 @@ soon as it emits EOS, and otherwise does what ``generate`` does, step for step:
 
 Drawing over all b rows keeps the random stream ``generate`` consumes (torch's single-sample multinomial
 draws one exponential per entry of the (b, V) matrix), so the same seed gives the same samples; the test
-suite checks tokens, masks and log-probs against ``generate``. transformers' continuous batching
+suite checks tokens, masks and log-probs against ``generate``. On CPU the draw is done by hand (``race_sample``):
+torch's single-sample multinomial is the exponential race
+
+    y = argmax_v p_v / q_v,      q_v ~ Exp(1) i.i.d.,   q = float32(-log1p(-u)),  u ~ U[0, 1) in float64,
+
+so the uniforms are drawn for all b rows (the same stream) but the exponentials, the division and the argmax only
+for the live rows: the (b, V) exponentials were most of a late decoding step, when few rows are left.
+``exponential_is_log_of_uniform`` checks that identity on the installed torch, bit for bit; where it fails (or on
+GPU, whose generator works differently) ``torch.multinomial`` itself is called. transformers' continuous batching
 (``generate_batch``, paged attention) was measured first and was 15-19x slower than ``generate`` on CPU for
 the tiny preset's rollout batch (README, "Speed").
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import torch
@@ -43,6 +52,32 @@ def sampling_processors(config: GenerationConfig) -> LogitsProcessorList:
     return processors
 
 
+@cache
+def exponential_is_log_of_uniform() -> bool:
+    """Whether this torch draws float32 Exp(1) on CPU as float32(-log1p(-u)) from one float64 uniform u per entry:
+    same values and the same generator state afterwards (checked once, on a forked random state)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(20251130)
+        want = torch.empty(64, 129).exponential_(1)                                     # (64, 129)
+        want_next = torch.rand(4)
+        torch.manual_seed(20251130)
+        got = (-torch.log1p(-torch.empty(64, 129, dtype=torch.float64).uniform_())).float()
+        got_next = torch.rand(4)
+    return torch.equal(want, got) and torch.equal(want_next, got_next)
+
+
+def race_sample(probs: torch.Tensor, live: torch.Tensor, b: int) -> torch.Tensor:
+    """One draw from each row of ``probs`` (b', V) for the live rows ``live`` (b',) of a (b, V) batch, consuming the
+    CPU random stream exactly as ``torch.multinomial(full (b, V) probs, 1)`` would (see the module docstring)."""
+    if not bool(torch.isfinite(probs).all()) or bool((probs < 0).any()):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")  # as multinomial
+    u = torch.empty(b, probs.shape[-1], dtype=torch.float64).uniform_()                 # (b, V) all rows' draws
+    # q ~ Exp(1): q = -log(1 - u), for the live rows only
+    q = (-torch.log1p(-u[live])).float()                                                # (b', V)
+    # y = argmax_v p_v / q_v
+    return (probs / q).argmax(dim=-1)                                                   # (b',)
+
+
 @torch.no_grad()
 def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                              config: GenerationConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,15 +100,19 @@ def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask
     cache = DynamicCache(config=model.config)
     step_ids = input_ids                                                               # (b', P) then (b', 1)
     steps = 0
+    by_hand = device.type == "cpu" and exponential_is_log_of_uniform()
     for t in range(config.max_new_tokens):
         out = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=position_ids,
                     past_key_values=cache, use_cache=True, logits_to_keep=1)
         scores = processors(step_ids, out.logits[:, -1].float())                       # (b', V) processed
-        probs = torch.zeros(b, scores.shape[-1], device=device)                        # (b, V)
-        probs[:, pad] = 1.0                                                            # finished rows: the pad token
-        probs[live] = torch.softmax(scores, dim=-1)
         # y_t ~ softmax(process(z_t)): one draw over all b rows, as generate does
-        next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)[live]        # (b',)
+        if by_hand:
+            next_tokens = race_sample(torch.softmax(scores, dim=-1), live, b)          # (b',)
+        else:
+            probs = torch.zeros(b, scores.shape[-1], device=device)                    # (b, V)
+            probs[:, pad] = 1.0                                                        # finished rows: the pad token
+            probs[live] = torch.softmax(scores, dim=-1)
+            next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)[live]    # (b',)
         # log pi_sample(y_t) = log_softmax(process(z_t))[y_t]
         step_logp = torch.log_softmax(scores, dim=-1).gather(1, next_tokens[:, None]).squeeze(1)  # (b',)
         tokens[live.cpu(), t] = next_tokens.cpu()
