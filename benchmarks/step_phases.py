@@ -15,6 +15,10 @@ bookkeeping are the rest), which a loaded machine disturbs much less than wall t
     python benchmarks/step_phases.py --steps 10 --threads 2 --variants drop-finished
     python benchmarks/step_phases.py --steps 6 --variants multinomial,drop-finished
     python benchmarks/step_phases.py --from-metrics data/tiny_run/metrics.jsonl --last-step 40   # a logged run
+    python benchmarks/step_phases.py --from-metrics data/speed/FILE.jsonl --to-pass 0.75   # time to 75% held-out
+
+``--to-pass X`` reads a logged run: the first validated step whose ``val/pass@1`` >= X, and the summed
+``time/step`` of steps 1 to it (validation itself is not step time), with the phases of those steps.
 """
 
 from __future__ import annotations
@@ -97,6 +101,19 @@ def logged_phases(path: str, last_step: int | None) -> str:
         f"{total['time/step']:.0f} s |"])
 
 
+def time_to_pass(path: str, target: float) -> str:
+    """Summed step time up to the first validation with pass@1 >= target, and the phases of those steps."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    hit = next((r["step"] for r in rows if r.get("step", 0) > 0 and r.get("val/pass@1", -1.0) >= target), None)
+    validated = [(r["step"], r["val/pass@1"]) for r in rows if "val/pass@1" in r]
+    if hit is None:
+        return f"{path}: no validation reached pass@1 >= {target} (validated: {validated})"
+    summed = sum(r["time/step"] for r in rows if "time/step" in r and r["step"] <= hit)
+    trail = ", ".join(f"{s}: {100 * p:.1f}%" for s, p in validated if s <= hit)
+    return (f"{path}: first pass@1 >= {100 * target:.0f}% at step {hit}; summed step time to it {summed:.1f} s\n"
+            f"held-out pass@1 by step: {trail}\n" + logged_phases(path, hit))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=6, help="training steps per variant (default 6)")
@@ -106,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated: generate, multinomial, drop-finished")
     p.add_argument("--from-metrics", metavar="JSONL", help="no run: the phases of a run's metrics.jsonl (time/* keys)")
     p.add_argument("--last-step", type=int, default=None, help="with --from-metrics: only steps 1..N")
+    p.add_argument("--to-pass", type=float, default=None, metavar="X",
+                   help="with --from-metrics: summed step time to the first val/pass@1 >= X")
     args = p.parse_args(argv)
+    if args.from_metrics and args.to_pass is not None:
+        print(time_to_pass(args.from_metrics, args.to_pass))
+        return 0
     if args.from_metrics:
         print(logged_phases(args.from_metrics, args.last_step))
         return 0
