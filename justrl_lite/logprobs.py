@@ -187,7 +187,7 @@ def sequence_logprobs(model, batch: RolloutBatch, rows: list[int], temperature: 
             hidden.append(h)
             ids.append(y)
     # tokens are in bucket order: row order[0]'s response tokens first, then row order[1]'s, ...
-    h = torch.cat(hidden) if hidden else torch.zeros(0, head.weight.shape[1], device=device)   # (N, H)
+    h = torch.cat(hidden) if hidden else torch.zeros(0, 0, device=device)   # (N, H); no token: nothing projected
     y = torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long, device=device)             # (N,)
     logp_flat, ent_flat = chunked_logprobs(head, h, y, temperature, with_entropy)                # (N,), (N,)
     perm = torch.tensor(order, device=device)                                           # (b,) bucket position -> k

@@ -310,3 +310,21 @@ def test_a_micro_batch_of_empty_responses_is_skipped(tiny_model_and_tokenizer):
     assert metrics["actor/updates"] == 2 and metrics["actor/skipped_updates"] == 0
     assert all(g is None for g in steps[0])                           # the empty group: no gradient at all
     assert all(g is not None and torch.isfinite(g).all() for g in steps[1])
+
+
+def test_rows_without_a_response_token_cost_no_forward_pass(tiny_model_and_tokenizer):
+    """A bucket of empty responses is not run; a micro-batch of only empty responses gives (b, 0) tensors."""
+    model, tokenizer = tiny_model_and_tokenizer
+    batch = random_batch(len(tokenizer), tokenizer.pad_token_id, B=4, P=5, R=6, seed=fresh_seed())
+    batch.response_mask[:2] = 0
+    calls = []
+    hook = model.get_decoder().register_forward_pre_hook(lambda m, a, kw: calls.append(kw["input_ids"].shape[0]),
+                                                         with_kwargs=True)
+    try:
+        with torch.no_grad():
+            logp, ent, mask = sequence_logprobs(model, batch, [0, 1], 1.0, with_entropy=True)
+            assert logp.shape == ent.shape == mask.shape == (2, 0) and calls == []
+            logp, _, mask = sequence_logprobs(model, batch, [0, 2, 1, 3], 1.0, with_entropy=False, overhead_tokens=0)
+    finally:
+        hook.remove()
+    assert sum(calls) == 2 and (logp[[0, 2]] == 0).all() and (logp[[1, 3]] != 0).any()   # only rows 2 and 3 ran
