@@ -2,10 +2,11 @@
 
 Runs the tiny preset's training steps (``justrl_lite.trainer.train_step``, no validation) for copies of the run
 that differ only in how ``HFRollout`` decodes: ``generate`` (transformers ``generate``, every row computed until
-the longest one ends; the path before issue #12), ``multinomial`` (finished rows leave the batch and the KV
-cache; each token drawn by ``torch.multinomial`` over all rows) and ``drop-finished`` (the default: the same, with
-the draw's exponentials computed for the live rows only, ``decode.race_sample``). All draw the same samples for
-the same seed, so the copies train identically and each step's phases can be compared one to one. Steps alternate between the copies (A, B, A,
+the longest one ends; the path before issue #12), ``drop-finished-v1`` (finished rows leave the batch and the KV
+cache; each token drawn by ``torch.multinomial`` over all rows, each row's prompt prefilled on its own) and
+``drop-finished`` (the default: the same, with the draw's exponentials computed for the live rows only,
+``decode.race_sample``, and each prompt prefilled once for its n rows). All draw the same samples for the same
+seed, so the copies train identically and each step's phases can be compared one to one. Steps alternate between the copies (A, B, A,
 B, ...) so that a busy machine slows both alike. Two tables: the median wall seconds of each phase from the
 step's ``time/*`` metrics with its share of the step, and the median process CPU seconds of the same phases
 (``time.process_time`` around ``engine.generate``, ``compute_old_logprobs`` and ``update_policy``; reward and
@@ -13,7 +14,7 @@ bookkeeping are the rest), which a loaded machine disturbs much less than wall t
 
     python benchmarks/step_phases.py                       # 6 steps each, 1 torch thread
     python benchmarks/step_phases.py --steps 10 --threads 2 --variants drop-finished
-    python benchmarks/step_phases.py --steps 6 --variants multinomial,drop-finished
+    python benchmarks/step_phases.py --steps 6 --variants drop-finished-v1,drop-finished
     python benchmarks/step_phases.py --from-metrics data/tiny_run/metrics.jsonl --last-step 40   # a logged run
     python benchmarks/step_phases.py --from-metrics data/speed/FILE.jsonl --to-pass 0.75   # time to 75% held-out
 
@@ -45,8 +46,8 @@ from justrl_lite.trainer import (
 )
 
 PHASES = ("time/rollout", "time/reward", "time/old_logprob", "time/update", "time/step")
-VARIANTS = {"generate": (False, False), "multinomial": (True, False), "drop-finished": (True, True)}
-"""Rollout path -> (HFRollout drops finished rows, the draw is ``decode.race_sample`` where torch allows it)."""
+VARIANTS = {"generate": (False, False), "drop-finished-v1": (True, False), "drop-finished": (True, True)}
+"""Rollout path -> (HFRollout drops finished rows, race draw and shared prefill where torch allows them)."""
 
 
 class CPUClock:
@@ -65,13 +66,16 @@ class CPUClock:
         return timed
 
 
-def make_run(cfg: JustRLConfig, drop_finished: bool, race: bool = True):
+def make_run(cfg: JustRLConfig, drop_finished: bool, newest: bool = True):
     """(model, optimizer, scheduler, engine, prompts) of a fresh tiny run."""
     seed_everything(cfg.seed)
     model, tokenizer = load_policy(cfg)
     optimizer = make_optimizer(model, cfg)
     engine = HFRollout(model, tokenizer, drop_finished=drop_finished)
-    if not race:  # torch.multinomial over all rows: the identity race_sample rests on is declared absent
+    if not newest:  # torch.multinomial over all rows (the identity race_sample rests on declared absent), and
+        # every row's prompt prefilled on its own (repeats = 1)
+        chunk = engine._generate_chunk
+        engine._generate_chunk = lambda prompts, config, repeats=1: chunk(prompts, config, 1)
         generate = engine.generate
 
         def with_multinomial(*args, **kwargs):
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--variants", default="generate,drop-finished",
-                   help="comma-separated: generate, multinomial, drop-finished")
+                   help="comma-separated: generate, drop-finished-v1, drop-finished")
     p.add_argument("--from-metrics", metavar="JSONL", help="no run: the phases of a run's metrics.jsonl (time/* keys)")
     p.add_argument("--last-step", type=int, default=None, help="with --from-metrics: only steps 1..N")
     p.add_argument("--to-pass", type=float, default=None, metavar="X",

@@ -20,7 +20,11 @@ torch's single-sample multinomial is the exponential race
 so the uniforms are drawn for all b rows (the same stream) but the exponentials, the division and the argmax only
 for the live rows: the (b, V) exponentials were most of a late decoding step, when few rows are left.
 ``exponential_is_log_of_uniform`` checks that identity on the installed torch, bit for bit; where it fails (or on
-GPU, whose generator works differently) ``torch.multinomial`` itself is called. transformers' continuous batching
+GPU, whose generator works differently) ``torch.multinomial`` itself is called.
+
+The n samples of a prompt share its prompt: with ``repeats = n`` the prefill runs each distinct prompt once and
+copies its KV cache and last logits to its n rows (``DynamicCache.batch_repeat_interleave``), instead of
+computing the same prompt n times (the tests check the samples against ``generate`` with it). transformers' continuous batching
 (``generate_batch``, paged attention) was measured first and was 15-19x slower than ``generate`` on CPU for
 the tiny preset's rollout batch (README, "Speed").
 """
@@ -80,13 +84,14 @@ def race_sample(probs: torch.Tensor, live: torch.Tensor, b: int) -> torch.Tensor
 
 @torch.no_grad()
 def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                             config: GenerationConfig) -> tuple[torch.Tensor, torch.Tensor]:
+                             config: GenerationConfig, repeats: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial sampling like ``generate``, but rows that emitted EOS leave the batch and the KV cache.
 
     Returns ((b, T) sampled tokens, pad after EOS; (b, T) log pi_sample of each token, 0 after EOS), on the CPU.
     Each step draws ``torch.multinomial`` over all b rows (finished rows get a one-hot on the pad token), so the
     random stream, and hence every sample, is the one ``generate`` draws for the same seed; only the forward
-    pass shrinks to the live rows b' <= b.
+    pass shrinks to the live rows b' <= b. ``repeats = n``: rows come in runs of n copies of one prompt, whose
+    prefill is computed once (ignored unless the rows really are such copies).
     """
     device = input_ids.device
     b, pad = input_ids.shape[0], config.pad_token_id
@@ -101,10 +106,20 @@ def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask
     step_ids = input_ids                                                               # (b', P) then (b', 1)
     steps = 0
     by_hand = device.type == "cpu" and exponential_is_log_of_uniform()
+    shared = repeats > 1 and b % repeats == 0 and torch.equal(
+        torch.stack([input_ids, attention_mask]), torch.stack([input_ids, attention_mask])[:, ::repeats]
+        .repeat_interleave(repeats, dim=1))
     for t in range(config.max_new_tokens):
-        out = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=position_ids,
-                    past_key_values=cache, use_cache=True, logits_to_keep=1)
-        scores = processors(step_ids, out.logits[:, -1].float())                       # (b', V) processed
+        if t == 0 and shared:  # prefill each distinct prompt once, then copy its cache and logits to its rows
+            out = model(input_ids=step_ids[::repeats], attention_mask=attention_mask[::repeats],
+                        position_ids=position_ids[::repeats], past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache.batch_repeat_interleave(repeats)
+            logits = out.logits[:, -1].repeat_interleave(repeats, dim=0)                # (b, V)
+        else:
+            out = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=position_ids,
+                        past_key_values=cache, use_cache=True, logits_to_keep=1)
+            logits = out.logits[:, -1]                                                 # (b', V)
+        scores = processors(step_ids, logits.float())                                  # (b', V) processed
         # y_t ~ softmax(process(z_t)): one draw over all b rows, as generate does
         if by_hand:
             next_tokens = race_sample(torch.softmax(scores, dim=-1), live, b)          # (b',)

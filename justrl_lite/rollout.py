@@ -164,7 +164,9 @@ class HFRollout:
             # fork_rng: seed our sampling without disturbing the caller's random state
             with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(seed)
-                pieces = [self._generate_chunk(expanded[s:s + chunk], config)
+                # chunks of whole groups: each prompt's prefill is computed once for its n rows
+                repeats = n if chunk % n == 0 else 1
+                pieces = [self._generate_chunk(expanded[s:s + chunk], config, repeats)
                           for s in range(0, len(expanded), chunk)]
         finally:
             self.model.train(was_training)
@@ -190,12 +192,13 @@ class HFRollout:
             return_dict_in_generate=True,
         )
 
-    def _generate_chunk(self, prompts: list[list[int]], config: GenerationConfig) -> dict[str, torch.Tensor]:
+    def _generate_chunk(self, prompts: list[list[int]], config: GenerationConfig,
+                        repeats: int = 1) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = left_pad(prompts, self.pad_token_id)  # (b, P), (b, P)
         device = self.model.device
         if self.drop_finished:
             tokens, logprobs = sample_dropping_finished(self.model, input_ids.to(device), attention_mask.to(device),
-                                                        config)  # (b, T) each, on the CPU
+                                                        config, repeats)  # (b, T) each, on the CPU
         else:
             out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                                       generation_config=config)
