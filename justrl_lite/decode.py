@@ -22,11 +22,12 @@ for the live rows: the (b, V) exponentials were most of a late decoding step, wh
 ``exponential_is_log_of_uniform`` checks that identity on the installed torch, bit for bit; where it fails (or on
 GPU, whose generator works differently) ``torch.multinomial`` itself is called.
 
-The n samples of a prompt share its prompt: with ``repeats = n`` the prefill runs each distinct prompt once and
-copies its KV cache and last logits to its n rows (``DynamicCache.batch_repeat_interleave``), instead of
-computing the same prompt n times (the tests check the samples against ``generate`` with it). transformers' continuous batching
-(``generate_batch``, paged attention) was measured first and was 15-19x slower than ``generate`` on CPU for
-the tiny preset's rollout batch (README, "Speed").
+The n samples of a prompt share it: with ``repeats = n`` the prefill runs each distinct prompt once and copies
+its KV cache and last logits to its n rows (``DynamicCache.batch_repeat_interleave``) instead of computing the
+same prompt n times. On CPU the copies equal the per-row prefill bit for bit (the tests compare the samples with
+``generate``); a GPU matmul library may round a smaller batch differently in the last bit, which changes no
+distribution. transformers' continuous batching (``generate_batch``, paged attention) was measured first and was
+15-19x slower than ``generate`` on CPU for the tiny preset's rollout batch (README, "Speed").
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask
     """Multinomial sampling like ``generate``, but rows that emitted EOS leave the batch and the KV cache.
 
     Returns ((b, T) sampled tokens, pad after EOS; (b, T) log pi_sample of each token, 0 after EOS), on the CPU.
-    Each step draws ``torch.multinomial`` over all b rows (finished rows get a one-hot on the pad token), so the
-    random stream, and hence every sample, is the one ``generate`` draws for the same seed; only the forward
+    Each step draws over all b rows (``torch.multinomial`` with finished rows one-hot on the pad token, or on CPU
+    ``race_sample``), so the random stream, and hence every sample, is the one ``generate`` draws for the same
+    seed; only the forward
     pass shrinks to the live rows b' <= b. ``repeats = n``: rows come in runs of n copies of one prompt, whose
     prefill is computed once (ignored unless the rows really are such copies).
     """
