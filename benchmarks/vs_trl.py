@@ -25,7 +25,12 @@ How the tiny recipe maps onto TRL 1.16 (``GRPOConfig``):
 
 Where the two runs are not the same computation (every inexact point we know of):
   1. Mini-batch composition: TRL shuffles the 128 completions of a generation before cutting them into the 4
-     optimizer steps, so a TRL mini-batch mixes groups; justrl_lite takes 4 prompts' groups in order.
+     optimizer steps, so a TRL mini-batch mixes groups; justrl_lite takes 4 prompts' groups in order, as the
+     authors' engine does: their vendored verl 0.4.0 splits the batch in order (``dp_actor.update_policy``:
+     ``batch.split(ppo_mini_batch_size)``; the actor's ``shuffle`` option defaults to false and is not read
+     there, nor in later verl's actor). Only verl's ``balance_batch`` (on by default) reorders rows, across
+     data-parallel ranks for equal token counts, each rank keeping index order: on the authors' 32 GPUs that
+     mixes groups near the mini-batch boundaries; on one rank it is the identity. Kept: a recipe choice.
   2. Advantage epsilon: TRL divides by std + 1e-4, justrl_lite (verl) by std + 1e-6 (both Bessel-corrected).
   3. Dual clip: TRL's ``delta`` is INTELLECT-2's two-sided clip, min(r, delta) in the unclipped term. For
      delta = c = 10 > 1 + epsilon_high it gives the same per-token loss and gradient as verl's dual clip
@@ -42,7 +47,8 @@ Where the two runs are not the same computation (every inexact point we know of)
      computes the per-token entropy inside its loss pass (for logging), justrl_lite in the old-log-prob pass.
   7. Micro-batching: TRL runs each 32-completion mini-batch in one forward/backward; the tiny preset's
      micro_batch_max_tokens = 8,192 packs one mini-batch (32 x <= 192 tokens) into one micro-batch too, so
-     justrl_lite's "authors" weighting equals TRL's token mean here.
+     justrl_lite's "authors" weighting equals TRL's token mean here. justrl_lite computes that micro-batch's
+     forward pass in length buckets (``logprobs.forward_buckets``), which changes what is padded, not the loss.
   8. Truncated completions: neither masks them (mask_truncated_completions = False).
   9. Bookkeeping: TRL's timing includes the HF Trainer loop (callbacks, metric gathering, logging every step);
      justrl_lite's includes its metrics dictionary but not writing it (the full train() loop logs it to disk).

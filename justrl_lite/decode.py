@@ -12,13 +12,27 @@ soon as it emits EOS, and otherwise does what ``generate`` does, step for step:
 
 Drawing over all b rows keeps the random stream ``generate`` consumes (torch's single-sample multinomial
 draws one exponential per entry of the (b, V) matrix), so the same seed gives the same samples; the test
-suite checks tokens, masks and log-probs against ``generate``. transformers' continuous batching
-(``generate_batch``, paged attention) was measured first and was 15-19x slower than ``generate`` on CPU for
-the tiny preset's rollout batch (README, "Speed").
+suite checks tokens, masks and log-probs against ``generate``. On CPU the draw is done by hand (``race_sample``):
+torch's single-sample multinomial is the exponential race
+
+    y = argmax_v p_v / q_v,      q_v ~ Exp(1) i.i.d.,   q = float32(-log1p(-u)),  u ~ U[0, 1) in float64,
+
+so the uniforms are drawn for all b rows (the same stream) but the exponentials, the division and the argmax only
+for the live rows: the (b, V) exponentials were most of a late decoding step, when few rows are left.
+``exponential_is_log_of_uniform`` checks that identity on the installed torch, bit for bit; where it fails (or on
+GPU, whose generator works differently) ``torch.multinomial`` itself is called.
+
+The n samples of a prompt share it: with ``repeats = n`` the prefill runs each distinct prompt once and copies
+its KV cache and last logits to its n rows (``DynamicCache.batch_repeat_interleave``) instead of computing the
+same prompt n times. On CPU the copies equal the per-row prefill bit for bit (the tests compare the samples with
+``generate``); a GPU matmul library may round a smaller batch differently in the last bit, which changes no
+distribution. transformers' continuous batching (``generate_batch``, paged attention) was measured first and was
+15-19x slower than ``generate`` on CPU for the tiny preset's rollout batch (README, "Speed").
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import torch
@@ -43,15 +57,43 @@ def sampling_processors(config: GenerationConfig) -> LogitsProcessorList:
     return processors
 
 
+@cache
+def exponential_is_log_of_uniform() -> bool:
+    """Whether this torch draws float32 Exp(1) on CPU as float32(-log1p(-u)) from one float64 uniform u per entry:
+    same values and the same generator state afterwards (checked once, on a forked random state)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(20251130)
+        want = torch.empty(64, 129).exponential_(1)                                     # (64, 129)
+        want_next = torch.rand(4)
+        torch.manual_seed(20251130)
+        got = (-torch.log1p(-torch.empty(64, 129, dtype=torch.float64).uniform_())).float()
+        got_next = torch.rand(4)
+    return torch.equal(want, got) and torch.equal(want_next, got_next)
+
+
+def race_sample(probs: torch.Tensor, live: torch.Tensor, b: int) -> torch.Tensor:
+    """One draw from each row of ``probs`` (b', V) for the live rows ``live`` (b',) of a (b, V) batch, consuming the
+    CPU random stream exactly as ``torch.multinomial(full (b, V) probs, 1)`` would (see the module docstring)."""
+    if not bool(torch.isfinite(probs).all()) or bool((probs < 0).any()):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")  # as multinomial
+    u = torch.empty(b, probs.shape[-1], dtype=torch.float64).uniform_()                 # (b, V) all rows' draws
+    # q ~ Exp(1): q = -log(1 - u), for the live rows only
+    q = (-torch.log1p(-u[live])).float()                                                # (b', V)
+    # y = argmax_v p_v / q_v
+    return (probs / q).argmax(dim=-1)                                                   # (b',)
+
+
 @torch.no_grad()
 def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                             config: GenerationConfig) -> tuple[torch.Tensor, torch.Tensor]:
+                             config: GenerationConfig, repeats: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial sampling like ``generate``, but rows that emitted EOS leave the batch and the KV cache.
 
     Returns ((b, T) sampled tokens, pad after EOS; (b, T) log pi_sample of each token, 0 after EOS), on the CPU.
-    Each step draws ``torch.multinomial`` over all b rows (finished rows get a one-hot on the pad token), so the
-    random stream, and hence every sample, is the one ``generate`` draws for the same seed; only the forward
-    pass shrinks to the live rows b' <= b.
+    Each step draws over all b rows (``torch.multinomial`` with finished rows one-hot on the pad token, or on CPU
+    ``race_sample``), so the random stream, and hence every sample, is the one ``generate`` draws for the same
+    seed; only the forward
+    pass shrinks to the live rows b' <= b. ``repeats = n``: rows come in runs of n copies of one prompt, whose
+    prefill is computed once (ignored unless the rows really are such copies).
     """
     device = input_ids.device
     b, pad = input_ids.shape[0], config.pad_token_id
@@ -65,15 +107,29 @@ def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask
     cache = DynamicCache(config=model.config)
     step_ids = input_ids                                                               # (b', P) then (b', 1)
     steps = 0
+    by_hand = device.type == "cpu" and exponential_is_log_of_uniform()
+    shared = repeats > 1 and b % repeats == 0 and torch.equal(
+        torch.stack([input_ids, attention_mask]), torch.stack([input_ids, attention_mask])[:, ::repeats]
+        .repeat_interleave(repeats, dim=1))
     for t in range(config.max_new_tokens):
-        out = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=position_ids,
-                    past_key_values=cache, use_cache=True, logits_to_keep=1)
-        scores = processors(step_ids, out.logits[:, -1].float())                       # (b', V) processed
-        probs = torch.zeros(b, scores.shape[-1], device=device)                        # (b, V)
-        probs[:, pad] = 1.0                                                            # finished rows: the pad token
-        probs[live] = torch.softmax(scores, dim=-1)
+        if t == 0 and shared:  # prefill each distinct prompt once, then copy its cache and logits to its rows
+            out = model(input_ids=step_ids[::repeats], attention_mask=attention_mask[::repeats],
+                        position_ids=position_ids[::repeats], past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache.batch_repeat_interleave(repeats)
+            logits = out.logits[:, -1].repeat_interleave(repeats, dim=0)                # (b, V)
+        else:
+            out = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=position_ids,
+                        past_key_values=cache, use_cache=True, logits_to_keep=1)
+            logits = out.logits[:, -1]                                                 # (b', V)
+        scores = processors(step_ids, logits.float())                                  # (b', V) processed
         # y_t ~ softmax(process(z_t)): one draw over all b rows, as generate does
-        next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)[live]        # (b',)
+        if by_hand:
+            next_tokens = race_sample(torch.softmax(scores, dim=-1), live, b)          # (b',)
+        else:
+            probs = torch.zeros(b, scores.shape[-1], device=device)                    # (b, V)
+            probs[:, pad] = 1.0                                                        # finished rows: the pad token
+            probs[live] = torch.softmax(scores, dim=-1)
+            next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)[live]    # (b',)
         # log pi_sample(y_t) = log_softmax(process(z_t))[y_t]
         step_logp = torch.log_softmax(scores, dim=-1).gather(1, next_tokens[:, None]).squeeze(1)  # (b',)
         tokens[live.cpu(), t] = next_tokens.cpu()

