@@ -44,7 +44,7 @@ TINY_REASONS: dict[str, str] = {
     "max_response_length": "toy solutions are tens of tokens; the cap still truncates the longest, as 15,360 does at 1.5B",
     "prompts_per_step": "a step must take seconds on 2 CPU cores",
     "mini_batch_prompts": "keeps the paper's 4 optimizer steps per rollout batch (16 / 4)",
-    "micro_batch_max_tokens": "tiny sequences: a few micro-batches per mini-batch still exercise accumulation",
+    "micro_batch_max_tokens": "a whole mini-batch (32 rows x at most 192 tokens) fits one pass budget; forward_buckets still splits it by length",
     "lr": "a 1M-parameter model needs larger steps than a 1.5B one to move in minutes (5e-4 was measured to degrade it)",
     "total_steps": "about ten minutes on 2 CPU cores; held-out pass@1 passes 75% by step 40 (figures/)",
     "val_max_response_length": "the toy's validation uses the training cap",

@@ -24,7 +24,7 @@ Logged keys (per training step):
                               sampler's log-probs are reused as logp_old)
   time/rollout, time/reward, time/old_logprob, time/update, time/step   seconds
   perf/tokens_per_s           response tokens sampled per second of step time
-  perf/padding_frac           padded / computed tokens of the update's micro-batches (rows x longest, summed)
+  perf/padding_frac           padded / computed tokens of the update's forward passes (buckets: rows x longest, summed)
 Every ``val_every`` steps also: val/pass@1 (evaluation grader, avg@k), val/reward (mean strict DAPO reward,
 whatever ``reward_fn`` trains with), val/response_length.
 """
