@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -67,6 +68,7 @@ from pathlib import Path
 
 import torch
 
+from justrl_lite.ablation_report import label
 from justrl_lite.config import JustRLConfig
 from justrl_lite.data import build_messages
 from justrl_lite.rollout import HFRollout
@@ -215,6 +217,19 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+def pass_at_1_line(results: dict[int, tuple[Side, Side]]) -> str:
+    """Held-out pass@1 justrl_lite - TRL paired by seed: mean, SE and the two-sided 95% paired t-test's reading
+    (the rule of ``ablation_report.label``)."""
+    d = [100 * (ours.val["val/pass@1"] - trl.val["val/pass@1"]) for ours, trl in results.values()]
+    if len(d) < 2:
+        return f"held-out pass@1 justrl_lite - TRL: {d[0]:+.1f} points (one seed: no test)"
+    # SE = sd(d_k) / sqrt(n), sd with n - 1; different when |mean| > t_{0.975, n-1} SE
+    mean, se = statistics.fmean(d), statistics.stdev(d) / math.sqrt(len(d))
+    verdict = label(mean, se, len(d), "justrl_lite higher", "justrl_lite lower")
+    return (f"held-out pass@1 justrl_lite - TRL, paired by seed: {mean:+.2f} +- {se:.2f} points (SE, {len(d)} seeds; "
+            f"95% paired t: {verdict})")
+
+
 def report(results: dict[int, tuple[Side, Side]], steps: int) -> str:
     """Markdown table: per seed and side, median step wall / CPU time, tokens/s, held-out pass@1; then the ratio."""
     lines = [f"| seed | trainer | step wall s (median) | step CPU s (median) | tokens/s (median) | "
@@ -232,6 +247,7 @@ def report(results: dict[int, tuple[Side, Side]], steps: int) -> str:
                  f"paired steps (min {min(ratios):.2f}, max {max(ratios):.2f})")
     lines.append(f"per-step CPU-time ratio justrl_lite / TRL: median {median(cpu_ratios):.2f} "
                  f"(min {min(cpu_ratios):.2f}, max {max(cpu_ratios):.2f})")
+    lines.append(pass_at_1_line(results))
     phases = {k: median([v for ours, _ in results.values() for v in ours.phases.get(k, [])])
               for k in ("time/rollout", "time/reward", "time/old_logprob", "time/update", "time/step")}
     lines.append("justrl_lite phases (median s): " + ", ".join(f"{k[5:]} {v:.2f}" for k, v in phases.items()))

@@ -46,7 +46,7 @@ TINY_REASONS: dict[str, str] = {
     "mini_batch_prompts": "keeps the paper's 4 optimizer steps per rollout batch (16 / 4)",
     "micro_batch_max_tokens": "a whole mini-batch (32 rows x at most 192 tokens) fits one pass budget; forward_buckets still splits it by length",
     "lr": "a 1M-parameter model needs larger steps than a 1.5B one to move in minutes (5e-4 was measured to degrade it)",
-    "total_steps": "about ten minutes on 2 CPU cores; held-out pass@1 passes 75% by step 40 (figures/)",
+    "total_steps": "a few minutes on 2 CPU cores; held-out pass@1 passes 75% by step 40 (figures/, data/speed/)",
     "val_max_response_length": "the toy's validation uses the training cap",
     "val_every": "a handful of validation points over a short run",
     "save_every": "checkpoints at the same points as validation",

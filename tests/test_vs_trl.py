@@ -38,3 +38,38 @@ def test_vs_trl_smoke_runs_both_trainers_and_reports(tmp_path):
     again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_trl.py"), "--report", str(out)], cwd=ROOT,
                            env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and again.stdout.splitlines()[:4] == proc.stdout.splitlines()[:4]
+
+
+def _vs_trl_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vs_trl", ROOT / "benchmarks" / "vs_trl.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vs_trl"] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pass_at_1_line_is_the_paired_t_test_by_seed():
+    import math
+    import random
+
+    vs = _vs_trl_module()
+    rng = random.Random(1234)
+    for trial in range(20):
+        n = rng.randint(2, 7)
+        shift = rng.choice([0.0, 0.05])  # no effect, or justrl_lite 5 points higher on every seed
+        pairs = {}
+        for seed in range(n):
+            trl = rng.uniform(0.5, 0.7)
+            ours = trl + shift + rng.gauss(0, 0.01)
+            pairs[seed] = (vs.Side("justrl_lite", val={"val/pass@1": ours}), vs.Side("TRL", val={"val/pass@1": trl}))
+        d = [100 * (o.val["val/pass@1"] - t.val["val/pass@1"]) for o, t in pairs.values()]
+        mean = sum(d) / n
+        se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1)) / math.sqrt(n)
+        line = vs.pass_at_1_line(pairs)
+        assert f"{mean:+.2f} +- {se:.2f} points (SE, {n} seeds" in line, line
+        t = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447}[n - 1]
+        expected = "justrl_lite higher" if mean > t * se else ("justrl_lite lower" if mean < -t * se else "no difference")
+        assert f"95% paired t: {expected}" in line, (trial, line)
+    assert "one seed: no test" in vs.pass_at_1_line({1: pairs[0]})
