@@ -164,7 +164,10 @@ def body_and_head(model):
 # ---- log-probs of a batch of [prompt | response] sequences ---------------------------------------
 
 def sequence_lengths(batch: RolloutBatch) -> Tensor:
-    return batch.prompt_mask.sum(-1) + batch.response_mask.sum(-1)                      # (B,)
+    """Tokens one row costs a forward pass: prompt + response; 0 for a row without a response token, which
+    predicts nothing and joins no forward pass."""
+    response = batch.response_mask.sum(-1)                                              # (B,)
+    return (batch.prompt_mask.sum(-1) + response) * (response > 0)                      # (B,)
 
 
 def sequence_logprobs(model, batch: RolloutBatch, rows: list[int], temperature: float, with_entropy: bool, *,
@@ -179,13 +182,14 @@ def sequence_logprobs(model, batch: RolloutBatch, rows: list[int], temperature: 
     device = next(model.parameters()).device
     b, R = len(rows), int(batch.response_mask[rows].sum(-1).max())
     response_mask = batch.response_mask[rows, :R].to(device)                            # (b, R)
+    lengths = sequence_lengths(batch)[rows]                                            # (b,)
     order, hidden, ids = [], [], []
-    for bucket in forward_buckets(list(range(b)), sequence_lengths(batch)[rows], overhead_tokens):
+    for bucket in forward_buckets(list(range(b)), lengths, overhead_tokens):
         order += bucket
-        if bool(response_mask[bucket].any()):  # a bucket of empty responses predicts nothing: no forward pass
-            h, y = _bucket_hidden(body, batch, [rows[k] for k in bucket], R, device)    # (N_k, H), (N_k,)
-            hidden.append(h)
-            ids.append(y)
+        h, y = _bucket_hidden(body, batch, [rows[k] for k in bucket], R, device)        # (N_k, H), (N_k,)
+        hidden.append(h)
+        ids.append(y)
+    order += [k for k in range(b) if lengths[k] == 0]  # rows without a response token: no pass, last in order
     # tokens are in bucket order: row order[0]'s response tokens first, then row order[1]'s, ...
     h = torch.cat(hidden) if hidden else torch.zeros(0, 0, device=device)   # (N, H); no token: nothing projected
     y = torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long, device=device)             # (N,)
@@ -267,7 +271,8 @@ def forward_buckets(rows: list[int], seq_lengths: Tensor, overhead_tokens: int |
     overhead_tokens = FORWARD_OVERHEAD_TOKENS if overhead_tokens is None else overhead_tokens
     if overhead_tokens < 0:
         raise ValueError(f"overhead_tokens must be >= 0 (padded tokens one forward pass costs), got {overhead_tokens}")
-    ordered = sorted(rows, key=lambda r: (-int(seq_lengths[r]), r))
+    # rows of length 0 (no response token, see ``sequence_lengths``) join no forward pass
+    ordered = sorted((r for r in rows if int(seq_lengths[r]) > 0), key=lambda r: (-int(seq_lengths[r]), r))
     if not ordered:
         return []
     lens = [int(seq_lengths[r]) for r in ordered]

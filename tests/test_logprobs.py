@@ -178,6 +178,8 @@ def test_forward_buckets_are_the_cheapest_split_of_the_sorted_rows():
     assert forward_buckets([0, 1, 2, 3, 4], lengths, 0) == [[1, 4], [3], [0, 2]]   # no padding at all
     assert forward_buckets([0, 1, 2, 3, 4], lengths, 10**9) == [[1, 4, 3, 0, 2]]   # one pass, longest first
     assert forward_buckets([], lengths, 16) == []
+    with_empty = torch.tensor([5, 0, 5, 0])                  # rows 1 and 3: no response token (sequence_lengths 0)
+    assert forward_buckets([0, 1, 2, 3], with_empty, 0) == [[0, 2]] and forward_buckets([1, 3], with_empty, 0) == []
     with pytest.raises(ValueError, match="overhead_tokens must be >= 0"):
         forward_buckets([0], lengths, -1)
 
@@ -317,6 +319,7 @@ def test_rows_without_a_response_token_cost_no_forward_pass(tiny_model_and_token
     model, tokenizer = tiny_model_and_tokenizer
     batch = random_batch(len(tokenizer), tokenizer.pad_token_id, B=4, P=5, R=6, seed=fresh_seed())
     batch.response_mask[:2] = 0
+    assert sequence_lengths(batch)[:2].tolist() == [0, 0]    # they cost no token, whatever their prompt
     calls = []
     hook = model.get_decoder().register_forward_pre_hook(lambda m, a, kw: calls.append(kw["input_ids"].shape[0]),
                                                          with_kwargs=True)
