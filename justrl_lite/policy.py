@@ -18,8 +18,9 @@ m / (sqrt(v) + eps) is ~1 in size when the gradient has a steady sign), i.e. by 
 Measured on the toy base (``data/toy/base``, 1M parameters, median |w| = 0.033): adding 1e-6 to every weight in
 bfloat16 changes 0.83% of them; in float32 (24 significant bits, threshold 2^-25 |w| ~ 3e-8 |w|) 100%
 (tests/test_policy.py::test_an_update_of_1e6_rounds_away_in_bfloat16_but_not_in_float32). One AdamW step at lr 1e-6
-on a random toy batch moves 99.6% of the weights with a gradient under this policy and 0.8% with weights stored
-in bfloat16 (test_one_adamw_step_at_lr_1e6_moves_the_weights_only_with_float32_masters); one training step of the
+on a random toy batch moves every weight whose gradient reaches AdamW's eps (a step of at least lr / 2) under this
+policy and about 1% of them with weights stored in bfloat16
+(test_one_adamw_step_at_lr_1e6_moves_the_weights_only_with_float32_masters); one training step of the
 paper preset at toy size moves 99.93% of all weights (test_paper_preset_one_step_on_cpu_moves_most_weights; the
 old bf16-stored path: 0.79%, issue 9). verl, which the authors ran, does the same: FSDP mixed precision with
 float32 parameters and bfloat16 compute.

@@ -57,7 +57,13 @@ def test_an_update_of_1e6_rounds_away_in_bfloat16_but_not_in_float32():
 
 
 def _one_adamw_step(model, cfg, batch) -> tuple[float, float]:
-    """(fraction of weights with a nonzero gradient that moved, fraction with a nonzero gradient)."""
+    """(fraction of the weights with |gradient| >= adam_eps that moved, fraction of all weights with such a gradient).
+
+    A gradient of at least AdamW's eps makes its first step lr * |g| / (|g| + eps) at least lr / 2. Smaller nonzero
+    gradients (mostly embedding rows of tokens the model gives almost no probability) take steps that weight decay
+    and float32 rounding can cancel under any precision policy, so how many of those weights move depends on the
+    random batch: they are left out of the count.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
     captured = {}
@@ -72,28 +78,36 @@ def _one_adamw_step(model, cfg, batch) -> tuple[float, float]:
     opt = Capture(params, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
     metrics = update_policy(model, opt, batch, old_logp, adv, cfg)
     assert metrics["actor/updates"] == 1
-    got = torch.cat([(g != 0).flatten() for g in captured["grads"]])
+    stepped = torch.cat([(g.float().abs() >= cfg.adam_eps).flatten() for g in captured["grads"]])  # step >= lr / 2
     moved = torch.cat([(p.detach() != b).flatten() for p, b in zip(params, before)])
-    return float((moved & got).sum() / got.sum()), float(got.float().mean())
+    return float((moved & stepped).sum() / stepped.sum()), float(stepped.float().mean())
 
 
 @needs_toy
 def test_one_adamw_step_at_lr_1e6_moves_the_weights_only_with_float32_masters():
-    """Paper precision on CPU (bf16 autocast, float32 masters): >= 99% of the weights that received a gradient
-    move at lr 1e-6. The old path (weights stored in bf16, AdamW on them) moves about 1% (module docstring)."""
+    """Paper precision on CPU (bf16 autocast, float32 masters): at lr 1e-6 every weight whose gradient reaches AdamW's
+    eps moves. The old path (weights stored in bf16, AdamW on them) moves about 1% of them (module docstring).
+
+    Why every one, whatever the batch: such a weight's step is at least lr / 2 = 5e-7; weight decay takes back at most
+    lr * weight_decay * |w| < 2e-7 and the two float32 roundings (decay, then step) at most one ulp of w, 2^-23 =
+    1.2e-7 for |w| < 2. A weight with a gradient below eps may stay put (its step can be smaller than what decay and rounding
+    take): counting those made this test fail for some batches (seed 169849915: 98.9% of the weights with a
+    gradient moved, under the 99% it asked for).
+    """
     cfg = JustRLConfig.paper().replace(**PAPER_ON_CPU, prompts_per_step=2, mini_batch_prompts=2,
                                        rollouts_per_prompt=4, lr_warmup_steps=0)
-    assert cfg.dtype == "bfloat16" and cfg.lr == 1e-6
+    assert cfg.dtype == "bfloat16" and cfg.lr == 1e-6 and cfg.weight_decay <= 0.1
     model, tokenizer = load_policy(cfg)
     assert model.is_gradient_checkpointing and {p.dtype for p in model.parameters()} == {torch.float32}
-    batch = random_batch(len(tokenizer), tokenizer.pad_token_id, B=8, P=16, R=24, seed=int.from_bytes(os.urandom(4)),
-                         n=4)
+    assert max(float(p.detach().abs().max()) for p in model.parameters()) < 2  # the bound above holds
+    seed = int.from_bytes(os.urandom(4))
+    batch = random_batch(len(tokenizer), tokenizer.pad_token_id, B=8, P=16, R=24, seed=seed, n=4)
     pure_bf16 = copy.deepcopy(model).to(torch.bfloat16)
 
-    moved, had_grad = _one_adamw_step(model, cfg, batch)
-    assert had_grad > 0.99 and moved >= 0.99, (moved, had_grad)
+    moved, stepped = _one_adamw_step(model, cfg, batch)
+    assert moved == 1.0 and stepped > 0.9, (seed, moved, stepped)   # and most weights get such a gradient
     moved_bf16, _ = _one_adamw_step(pure_bf16, cfg, batch)
-    assert moved_bf16 < 0.05, moved_bf16
+    assert moved_bf16 < 0.05, (seed, moved_bf16)
 
     # compute is really bf16: the same log-probs differ from float32 compute by bf16 rounding, not by more
     with compute_context("float32", "cpu"), torch.no_grad():
@@ -102,7 +116,7 @@ def test_one_adamw_step_at_lr_1e6_moves_the_weights_only_with_float32_masters():
         lp32, _, mask = sequence_logprobs(model, batch, list(range(8)), 1.0, with_entropy=False)
     lp16, _ = compute_old_logprobs(model, batch, cfg)
     gap = float(((lp16[:, : lp32.shape[1]] - lp32).abs() * mask).max())
-    assert 1e-4 < gap < 0.5, gap
+    assert 1e-4 < gap < 0.5, (seed, gap)
 
 
 @needs_toy
