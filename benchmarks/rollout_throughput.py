@@ -23,7 +23,8 @@ import time
 import torch
 
 from justrl_lite.config import PROJECT_ROOT, TRAIN_PROMPT_SUFFIX
-from justrl_lite.data import MathRow, encode_prompts
+from justrl_lite.data import MathRow
+from justrl_lite.prompts import encode_prompts
 from justrl_lite.rollout import HFRollout
 from justrl_lite.toy.model import build_random_model, count_parameters
 from justrl_lite.toy.task import demonstration, sample_problems

@@ -35,15 +35,9 @@ import torch
 import justrl_lite.decode as decode
 import justrl_lite.trainer as trainer
 from justrl_lite.config import JustRLConfig
+from justrl_lite.policy import load_policy, make_optimizer
 from justrl_lite.rollout import HFRollout
-from justrl_lite.trainer import (
-    load_policy,
-    load_prompts,
-    make_optimizer,
-    make_scheduler,
-    seed_everything,
-    train_step,
-)
+from justrl_lite.trainer import load_prompts, make_scheduler, seed_everything, train_step
 
 PHASES = ("time/rollout", "time/reward", "time/old_logprob", "time/update", "time/step")
 VARIANTS = {"generate": (False, False), "drop-finished-v1": (True, False), "drop-finished": (True, True)}

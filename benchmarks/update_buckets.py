@@ -23,11 +23,10 @@ import torch
 
 import justrl_lite.logprobs as logprobs
 from justrl_lite.config import JustRLConfig
+from justrl_lite.policy import load_policy, make_optimizer
 from justrl_lite.trainer import (
-    load_policy,
     load_prompts,
     make_engine,
-    make_optimizer,
     make_scheduler,
     prompt_indices,
     sample_seed,

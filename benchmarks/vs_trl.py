@@ -70,13 +70,12 @@ import torch
 
 from justrl_lite.ablation_report import label
 from justrl_lite.config import JustRLConfig
-from justrl_lite.data import build_messages
+from justrl_lite.policy import load_policy, make_optimizer
+from justrl_lite.prompts import build_messages
 from justrl_lite.rollout import HFRollout
 from justrl_lite.trainer import (
-    load_policy,
     load_prompts,
     make_engine,
-    make_optimizer,
     make_scheduler,
     prompt_indices,
     seed_everything,

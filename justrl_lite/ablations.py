@@ -19,7 +19,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from justrl_lite.config import ConfigError, JustRLConfig
+from justrl_lite.config import JustRLConfig
+from justrl_lite.config_checks import ConfigError
+from justrl_lite.errors import JustRLError
 from justrl_lite.metrics import read_metrics
 
 VARIANTS: dict[str, dict[str, object]] = {
@@ -62,9 +64,7 @@ def planned_runs(args: argparse.Namespace) -> list[tuple[str, int, JustRLConfig]
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from justrl_lite.checkpoint import CheckpointError
-    from justrl_lite.data import DataError
-    from justrl_lite.trainer import TrainerError, train
+    from justrl_lite.trainer import train
 
     try:
         for variant, seed, cfg in planned_runs(args):
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 dest = Path(args.store) / variant / f"seed{seed}.jsonl"
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(Path(cfg.output_dir) / "metrics.jsonl", dest)
-    except (ConfigError, TrainerError, DataError, CheckpointError) as e:
+    except JustRLError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -4,7 +4,7 @@ A checkpoint ``<output_dir>/checkpoints/step_000050/`` holds:
   - ``policy/``        the policy in Hugging Face format (``save_pretrained``; a LoRA adapter when LoRA is on),
                        loadable by ``AutoModelForCausalLM.from_pretrained`` and by ``justrl_lite.evaluate``.
                        It holds the float32 master weights whatever the compute dtype (``policy.py``), so
-                       resume is exact; ``python -m justrl_lite.export`` writes a bf16 copy for sharing;
+                       resume is exact; ``python -m justrl_lite.scale.export`` writes a bf16 copy for sharing;
   - ``tokenizer`` files beside it, so the folder is self-contained;
   - ``optimizer.pt``   AdamW moments and the learning-rate schedule position;
   - ``state.json``     the step, data position and RNG states.
@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from justrl_lite.errors import JustRLError
+
 LATEST = "latest"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(JustRLError, RuntimeError):
     """A checkpoint is missing or unreadable; the message says which file and what to do."""
 
 

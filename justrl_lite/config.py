@@ -7,8 +7,7 @@ validation, steps) to one 80 GB GPU. ``JustRLConfig.tiny()`` is the same recipe 
 scale-dependent values change (model, data, batch sizes, lengths, learning-rate magnitude, number of steps).
 What each preset changes and why is ``config_presets.py``; ``diff_table(paper, other, PRESET_REASONS[name])``
 (``config_tables.py``) lists each change with its reason; the allowed values and ``validate`` are
-``config_checks.py``; files and ``field=value`` overrides are ``config_io.py``. Every name moved out is still
-importable from here.
+``config_checks.py``; files and ``field=value`` overrides are ``config_io.py``.
 
 JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
   1. Outcome reward only, binary +1/-1 from a strict ``\\boxed{}`` match; no reward model, no SymPy.
@@ -28,25 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from justrl_lite.config_checks import (  # noqa: F401  (the choices: re-exported)
-    DEVICES,
-    DTYPES,
-    LOSS_AGG_MODES,
-    MICRO_BATCH_WEIGHTINGS,
-    OLD_LOGPROB_MODES,
-    REWARD_FNS,
-    ROLLOUT_ENGINES,
-    ConfigError,
-    validate,
-)
-from justrl_lite.config_presets import (  # noqa: F401  (re-exported)
-    ONE_GPU_OVERRIDES,
-    ONE_GPU_REASONS,
-    PRESET_REASONS,
-    PRESETS,
-    TINY_OVERRIDES,
-    TINY_REASONS,
-)
+from justrl_lite.config_checks import ConfigError, validate
+from justrl_lite.config_io import apply_overrides, config_from_dict, load_config, save_config
+from justrl_lite.config_presets import ONE_GPU_OVERRIDES, PRESETS, TINY_OVERRIDES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -303,27 +286,19 @@ class JustRLConfig:
     # ---- files and command lines (the code is in config_io.py) ---------------------------------
     def save(self, path: str | Path) -> None:
         """Write the config as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
-        from justrl_lite.config_io import save_config
-
         save_config(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> JustRLConfig:
         """Read a config written by ``save`` (unknown keys are an error, missing keys take the paper's value)."""
-        from justrl_lite.config_io import load_config
-
-        return load_config(path, cls=cls)
+        return load_config(path, cls)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "dict") -> JustRLConfig:
-        from justrl_lite.config_io import config_from_dict
-
-        return config_from_dict(data, source=source, cls=cls)
+        return config_from_dict(data, cls, source=source)
 
     def with_overrides(self, overrides: list[str]) -> JustRLConfig:
         """Apply command-line ``key=value`` overrides, e.g. ``["lr=2e-6", "total_steps=100"]``."""
-        from justrl_lite.config_io import apply_overrides
-
         return apply_overrides(self, overrides)
 
 
@@ -334,19 +309,3 @@ def resolve_path(path: str) -> str:
         return str(p)
     candidate = PROJECT_ROOT / p
     return str(candidate) if candidate.exists() else path
-
-
-# ---- moved out: every old import from here keeps working ----------------------------------------
-
-_MOVED = {"diff_table": "config_tables", "recipe_table": "config_tables", "field_docs": "config_tables",
-          "field_names": "config_tables"}
-
-
-def __getattr__(name: str) -> Any:
-    """``from justrl_lite.config import diff_table`` (and the other table helpers) still works: they live in
-    ``config_tables.py`` now, imported on first use (an import at the top would be a cycle)."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(f"justrl_lite.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from justrl_lite.grading import GRADERS
+from justrl_lite.errors import JustRLError
 
 if TYPE_CHECKING:
     from justrl_lite.config import JustRLConfig
@@ -21,9 +21,13 @@ ROLLOUT_ENGINES = ("hf", "vllm")
 DEVICES = ("cuda", "cpu")
 DTYPES = ("bfloat16", "float32", "float16")
 OLD_LOGPROB_MODES = ("auto", "always", "never")
+GRADERS = ("paper", "math-verify")
+"""The evaluation graders (``grading/grade.py``): ``paper``, the authors' rule grader; ``math-verify``, our
+normaliser, a numeric tolerance, then math-verify. Listed here, at the bottom of the import graph, so that
+validating ``val_grader`` does not load the grading stack."""
 
 
-class ConfigError(ValueError):
+class ConfigError(JustRLError, ValueError):
     """A configuration value is impossible; the message names the field and what it accepts."""
 
 

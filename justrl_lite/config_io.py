@@ -7,7 +7,8 @@ The dataclass and its presets are ``config.py``; this module only moves a config
      (a YAML list -> a tuple, ``1`` -> ``1.0`` for a float field, PyYAML's string ``"1e-6"`` -> a float);
   3. ``apply_overrides``: command-line ``field=value`` items (``lr=2e-6 total_steps=100``), each read as the
      field's annotated type; a bad item raises one ``ConfigError`` that says what to write instead.
-``JustRLConfig.save/load/from_dict/with_overrides`` call these.
+``JustRLConfig.save/load/from_dict/with_overrides`` call these, passing the dataclass (``cls``), so this module
+sits below ``config.py`` and never imports it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import json
 import typing
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from justrl_lite.config import ConfigError, JustRLConfig
+from justrl_lite.config_checks import ConfigError
+
+if TYPE_CHECKING:  # type-only: config.py imports this module, never the other way round
+    from justrl_lite.config import JustRLConfig
 
 # ---- files --------------------------------------------------------------------------------------
 
@@ -34,7 +38,7 @@ def save_config(cfg: JustRLConfig, path: str | Path) -> None:
         path.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
 
-def load_config(path: str | Path, cls: type[JustRLConfig] = JustRLConfig) -> JustRLConfig:
+def load_config(path: str | Path, cls: type[JustRLConfig]) -> JustRLConfig:
     """Read a config written by ``save_config`` (unknown keys are an error, missing keys take the paper's value)."""
     path = Path(path)
     try:
@@ -55,14 +59,13 @@ def load_config(path: str | Path, cls: type[JustRLConfig] = JustRLConfig) -> Jus
     return config_from_dict(data, source=str(path), cls=cls)
 
 
-def config_from_dict(data: dict[str, Any], source: str = "dict",
-                     cls: type[JustRLConfig] = JustRLConfig) -> JustRLConfig:
+def config_from_dict(data: dict[str, Any], cls: type[JustRLConfig], source: str = "dict") -> JustRLConfig:
     """``cls(**data)`` after checking every key is a field and coercing each value to its field's type."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown config field(s) {unknown}; known fields: {sorted(known)}")
-    return cls(**{k: coerce_value(k, v) for k, v in data.items()})
+    return cls(**{k: coerce_value(cls, k, v) for k, v in data.items()})
 
 
 # ---- command-line overrides ---------------------------------------------------------------------
@@ -75,25 +78,25 @@ def apply_overrides(cfg: JustRLConfig, overrides: list[str]) -> JustRLConfig:
             raise ConfigError(f"override {item!r} must look like field=value, e.g. lr=2e-6")
         key, value = item.split("=", 1)
         key = key.strip().lstrip("-").replace("-", "_")
-        changes[key] = parse_value(key, value.strip())
+        changes[key] = parse_value(type(cfg), key, value.strip())
     d = cfg.to_dict()
     d.update(changes)
     return config_from_dict(d, source="overrides", cls=type(cfg))
 
 
-def field_type(name: str) -> Any:
+def field_type(cls: type[JustRLConfig], name: str) -> Any:
     """The annotated type of field ``name`` (``ConfigError`` listing the known fields if there is none)."""
-    hints = typing.get_type_hints(JustRLConfig)
+    hints = typing.get_type_hints(cls)
     if name not in hints:
-        known = sorted(f.name for f in fields(JustRLConfig))
+        known = sorted(f.name for f in fields(cls))
         raise ConfigError(f"unknown config field {name!r}; known fields: {known}")
     return hints[name]
 
 
-def parse_value(name: str, text: str) -> Any:
+def parse_value(cls: type[JustRLConfig], name: str, text: str) -> Any:
     """The command-line text of field ``name`` as its type: bool (true/false/yes/no/on/off/1/0), int, float,
     a tuple of floats (``0.9,0.999``), else the string itself."""
-    t = field_type(name)
+    t = field_type(cls, name)
     try:
         if t is bool:
             low = text.lower()
@@ -117,9 +120,9 @@ def parse_value(name: str, text: str) -> Any:
     return text
 
 
-def coerce_value(name: str, value: Any) -> Any:
+def coerce_value(cls: type[JustRLConfig], name: str, value: Any) -> Any:
     """A value read from a file, as field ``name``'s type where the file format loses it (validation does the rest)."""
-    t = field_type(name)
+    t = field_type(cls, name)
     if typing.get_origin(t) is tuple and isinstance(value, (list, tuple)):
         return tuple(value)
     if t is float and isinstance(value, int) and not isinstance(value, bool):

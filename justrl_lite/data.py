@@ -39,6 +39,7 @@ from typing import Any
 from justrl_lite.benchmarks import BENCHMARKS, BenchmarkSpec, find_benchmark
 from justrl_lite.boxed import last_boxed_only_string, remove_boxed
 from justrl_lite.config import PROJECT_ROOT
+from justrl_lite.errors import JustRLError
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ DAPO_TEMPLATE_SUFFIX = '\n\nRemember to put your answer on its own line after "A
 """DAPO's instruction wrapper around every problem of the hub original of DAPO-Math-17k."""
 
 
-class DataError(ValueError):
+class DataError(JustRLError, ValueError):
     """A data source is missing or a row is malformed; the message names the file, the row and what to do."""
 
 
@@ -316,18 +317,3 @@ def with_problem(row: MathRow, problem: str) -> MathRow:
     last = max(i for i, m in enumerate(messages) if m["role"] == "user")
     messages[last] = {**messages[last], "content": problem}
     return MathRow(id=row.id, messages=tuple(messages), ground_truth=row.ground_truth, data_source=row.data_source)
-
-
-# ---- moved out: every old import from here keeps working ---------------------------------------------------
-
-_MOVED = {"build_messages": "prompts", "EncodedPrompts": "prompts", "encode_prompts": "prompts"}
-
-
-def __getattr__(name: str) -> Any:
-    """``from justrl_lite.data import encode_prompts`` (and the other prompt helpers) still works: they live in
-    ``prompts.py`` now, imported on first use (an import at the top would be a cycle)."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(f"justrl_lite.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

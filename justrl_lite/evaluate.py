@@ -17,12 +17,12 @@ authors' ``evals/gen_vllm.py`` and ``evals/grade.py`` in github thunlp/JustRL):
   5. One seed per sample. The authors draw N random seeds per benchmark; here sample j of every problem
      uses seed ``base_seed + j`` (default ``base_seed`` = 0), so a run is repeatable and every sample is
      known by (example_id, seed): that is what makes an interrupted run resumable.
-     Drawing, grading and appending the samples is ``eval_sampling.py``.
-  6. Rule grading by the authors' rule grader (``grader="paper"``, the default: ``paper_grader.py``): the last
+     Drawing, grading and appending the samples is ``evaluation/sampling.py``.
+  6. Rule grading by the authors' rule grader (``grader="paper"``, the default: ``grading/paper_grader.py``): the last
      ``\\boxed`` of the response against the answer (a boxed ground truth is unboxed), MATH normalisation, then
-     SymPy with their integer, fraction and tuple rules. ``grader="math-verify"`` is ours (``grading.py``).
+     SymPy with their integer, fraction and tuple rules. ``grader="math-verify"`` is ours (``grading/grade.py``).
   7. A model judge for what the rule grader rejects: ``opencompass/CompassVerifier-3B`` through vLLM, greedy,
-     2,048 tokens, the authors' prompt with an empty question, correct iff it answers exactly "A" (``judge.py``).
+     2,048 tokens, the authors' prompt with an empty question, correct iff it answers exactly "A" (``evaluation/judge.py``).
      It is asked when comparing with the paper (``--compare``) and a CUDA GPU with vLLM is there, or with
      ``--judge``; it can only raise a score. Every table row names its grading (rule-only or rule + judge).
 
@@ -40,8 +40,8 @@ Files in ``out_dir``: ``<benchmark>.jsonl``, one line per sample: ``example_id``
 benchmark file, as the authors'), ``prompt`` (the user message), ``answer`` (the ground truth as stored),
 ``seed``, ``response`` (the authors' five fields), then ``correct``, ``finish_reason`` (``stop`` or
 ``length``), ``response_length`` (tokens, EOS included), ``row_id``; with the judge also ``rule_correct``
-and ``judge_correct`` (``eval_files.py``). ``eval_settings.json`` (what a resumed run must match), ``summary.json`` and
-``summary.md`` (``scores.py``). ``regrade`` (``regrade.py``) grades such files again, or the authors' released
+and ``judge_correct`` (``evaluation/files.py``). ``eval_settings.json`` (what a resumed run must match), ``summary.json`` and
+``summary.md`` (``evaluation/scores.py``). ``regrade`` (``evaluation/regrade.py``) grades such files again, or the authors' released
 ones, without generating, by both rule graders, and counts per benchmark the samples they disagree on.
 
 Command line (``python -m justrl_lite.evaluate --help``)::
@@ -63,81 +63,50 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from justrl_lite.benchmarks import BENCHMARKS, COMPARE_CHOICES, PAPER_RESULTS
-from justrl_lite.config import ConfigError
+from justrl_lite.benchmarks import COMPARE_CHOICES
+from justrl_lite.config_checks import GRADERS
 from justrl_lite.data import DataError, MathRow, load_rows
-from justrl_lite.eval_engine import (  # noqa: F401  (re-exported: evaluate.load_model etc. as before)
+from justrl_lite.errors import JustRLError
+from justrl_lite.evaluation.engine import (
     HF_BATCH_SIZE,
-    HF_CACHE_MAX_SHARE,
     _cuda_available,
-    check_hf_length,
     default_engine,
-    kv_bytes_per_token,
     load_model,
     make_engine,
 )
-from justrl_lite.eval_files import (
+from justrl_lite.evaluation.files import (
     GENERATED_FIELDS,
-    GRADABLE_FIELDS,
     RESULTS_SUFFIX,
-    SETTINGS_FILE,
     EvaluationError,
-    append_records,
     check_settings,
-    missing_samples,
     read_results,
-    result_record,
     save_settings,
     write_records,
 )
-from justrl_lite.eval_sampling import (  # noqa: F401  (re-exported)
+from justrl_lite.evaluation.judge import JUDGE_MODEL, JudgeFn, apply_judge, choose_judge
+from justrl_lite.evaluation.regrade import regrade
+from justrl_lite.evaluation.sampling import (
     DEFAULT_BASE_SEED,
     EVAL_MAX_NEW_TOKENS,
     EVAL_TEMPERATURE,
     EVAL_TOP_P,
     GRADE_TIMEOUT,
-    OTHER_SOURCE_N_SAMPLES,
     BenchmarkSource,
     SamplingSettings,
     generate_benchmark,
     resolve_benchmarks,
-    rule_grade,
     sample_seeds,
 )
-from justrl_lite.grader_pool import GraderPool
-from justrl_lite.grading import EVAL_GRADER, GRADERS
-from justrl_lite.judge import (
-    JUDGE_CHOICES,
-    JUDGE_MODEL,
-    CompassVerifierJudge,
-    JudgeFn,
-    apply_judge,
-    build_judge_prompt,
-    choose_judge,
-    judge_unavailable_reason,
-    judge_verdict,
-    require_cuda,
-)
-from justrl_lite.prompts import encode_prompts
-from justrl_lite.regrade import benchmark_of_file, regrade
-from justrl_lite.scores import (
+from justrl_lite.evaluation.scores import (
     build_summary,
     check_grading,
-    paper_results,
     summarize_records,
     summary_markdown,
     write_summary,
 )
-
-__all__ = [  # moved to benchmarks, eval_files, judge, scores and regrade; importable from here as before
-    "BENCHMARKS", "COMPARE_CHOICES", "PAPER_RESULTS", "GENERATED_FIELDS", "GRADABLE_FIELDS", "RESULTS_SUFFIX",
-    "SETTINGS_FILE", "EvaluationError", "append_records", "check_settings", "missing_samples", "read_results",
-    "result_record", "save_settings", "write_records", "JUDGE_CHOICES", "JUDGE_MODEL", "CompassVerifierJudge",
-    "JudgeFn", "apply_judge", "build_judge_prompt", "judge_unavailable_reason", "judge_verdict", "require_cuda",
-    "build_summary",
-    "paper_results", "summarize_records", "summary_markdown", "write_summary", "benchmark_of_file", "regrade",
-    "EVAL_GRADER", "evaluate", "main",
-]
+from justrl_lite.grading.grade import EVAL_GRADER
+from justrl_lite.grading.pool import GraderPool
+from justrl_lite.prompts import encode_prompts
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                engine=args.engine, device=args.device, dtype=args.dtype, **common)
         print(summary_markdown(summary))
         return 0
-    except (EvaluationError, DataError, ConfigError) as e:
+    except JustRLError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

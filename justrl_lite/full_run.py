@@ -17,8 +17,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from justrl_lite.config import PRESET_REASONS, PRESETS, ConfigError, JustRLConfig, diff_table
-from justrl_lite.estimate import PAPER_HARDWARE, Assumptions, estimate_table
+from justrl_lite.config import JustRLConfig
+from justrl_lite.config_presets import PRESET_REASONS, PRESETS
+from justrl_lite.config_tables import diff_table
+from justrl_lite.errors import JustRLError
+from justrl_lite.scale.estimate import PAPER_HARDWARE, Assumptions, estimate_table
 
 
 def _positive(kind: type):
@@ -42,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from output_dir's latest checkpoint")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config, its diff from the paper, and a memory/time estimate; no run")
-    est = p.add_argument_group("estimate (with --dry-run; formulas in justrl_lite/estimate.py)")
+    est = p.add_argument_group("estimate (with --dry-run; formulas in justrl_lite/scale/estimate.py)")
     est.add_argument("--gpus", type=_positive(int), help="GPUs (default: 32 for the paper preset, else 1)")
     est.add_argument("--gpu-memory-gb", type=_positive(float), default=PAPER_HARDWARE[1],
                      help="memory per GPU in GB (default: 80)")
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = resolve_config(args)
         if args.engine == "verl":
-            from justrl_lite.verl_engine import run
+            from justrl_lite.scale.verl_launch import run
 
             return run(cfg, nnodes=args.nnodes, gpus_per_node=args.gpus_per_node, dry_run=args.dry_run)
         if args.dry_run:
@@ -108,15 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
             threads, rule = choose_cpu_threads(cfg.cpu_threads)
             print(f"torch CPU threads: {threads} ({rule}); set cpu_threads=N to override", file=sys.stderr)
-        from justrl_lite.checkpoint import CheckpointError
-        from justrl_lite.data import DataError
-        from justrl_lite.trainer import TrainerError, train
+        from justrl_lite.trainer import train
 
-        try:
-            result = train(cfg, resume=args.resume, progress=not args.no_progress)
-        except (TrainerError, DataError, CheckpointError) as e:
-            raise ConfigError(str(e)) from e
-    except ConfigError as e:
+        result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    except JustRLError as e:  # a config, data, checkpoint or device problem: its message says what to do
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"done: {result.final_step} steps; metrics in {result.metrics_path}; "

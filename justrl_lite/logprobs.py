@@ -312,31 +312,36 @@ def reuse_sampling_logprobs(cfg: JustRLConfig) -> bool:
 
 
 @torch.no_grad()
-def compute_old_logprobs(model, batch: RolloutBatch, cfg: JustRLConfig) -> tuple[Tensor, Tensor]:
-    """logp_old and policy entropy of every response token under the current policy, before any update."""
+def logprob_pass(model, batch: RolloutBatch, cfg: JustRLConfig, *, with_entropy: bool) -> tuple[Tensor, Tensor | None]:
+    """Log-probs (and, if asked, entropy) of every response token under ``model``, no gradient, in eval mode.
+
+    One loop for both passes that score a finished batch: the old-log-prob pass (the policy before its update)
+    and the KL ablation's reference pass. Rows run in the same length-aware micro-batches as the update.
+    Returns ``(logp (B, R), entropy (B, R) or None)``, zero on padding.
+    """
     was_training = model.training
     model.eval()
     B, R = batch.response_ids.shape
-    old_logp = torch.zeros(B, R)
-    entropy = torch.zeros(B, R)
+    logps = torch.zeros(B, R)                                                          # (B, R)
+    entropy = torch.zeros(B, R) if with_entropy else None                              # (B, R)
     device = next(model.parameters()).device
     for rows in plan_micro_batches(list(range(B)), sequence_lengths(batch), cfg.micro_batch_max_tokens):
         with compute_context(cfg, device):
-            logp, ent, _ = sequence_logprobs(model, batch, rows, cfg.temperature, with_entropy=True)
-        old_logp[rows, : logp.shape[1]] = logp.cpu()
-        entropy[rows, : ent.shape[1]] = ent.cpu()
+            logp, ent, _ = sequence_logprobs(model, batch, rows, cfg.temperature, with_entropy)
+        logps[rows, : logp.shape[1]] = logp.cpu()
+        if entropy is not None:
+            entropy[rows, : ent.shape[1]] = ent.cpu()
     model.train(was_training)
-    return old_logp * batch.response_mask, entropy * batch.response_mask
+    mask = batch.response_mask
+    return logps * mask, (entropy * mask if entropy is not None else None)
 
 
-@torch.no_grad()
+def compute_old_logprobs(model, batch: RolloutBatch, cfg: JustRLConfig) -> tuple[Tensor, Tensor]:
+    """logp_old and policy entropy of every response token under the current policy, before any update."""
+    old_logp, entropy = logprob_pass(model, batch, cfg, with_entropy=True)
+    return old_logp, entropy
+
+
 def compute_ref_logprobs(ref_model, batch: RolloutBatch, cfg: JustRLConfig) -> Tensor:
     """Reference-policy log-probs, only for the KL ablation (kl_coef > 0; JustRL uses none)."""
-    B, R = batch.response_ids.shape
-    ref = torch.zeros(B, R)
-    device = next(ref_model.parameters()).device
-    for rows in plan_micro_batches(list(range(B)), sequence_lengths(batch), cfg.micro_batch_max_tokens):
-        with compute_context(cfg, device):
-            logp, _, _ = sequence_logprobs(ref_model, batch, rows, cfg.temperature, with_entropy=False)
-        ref[rows, : logp.shape[1]] = logp.cpu()
-    return ref
+    return logprob_pass(ref_model, batch, cfg, with_entropy=False)[0]

@@ -1,7 +1,7 @@
 """The policy loss: PPO ratio clip with "clip-higher" and dual clip, token-mean aggregation.
 
 Per response token t (advantage A, from ``advantage.py``; log-probs at the sampling temperature, from
-``logprobs.py``, which also holds ``token_logprobs`` and ``entropy_from_logits``, re-exported here):
+``logprobs.py``, which also holds ``token_logprobs`` and ``entropy_from_logits``):
 
     r_t  = exp(log pi_new(y_t) - log pi_old(y_t))
     L1_t = -A * r_t
@@ -31,8 +31,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from justrl_lite.config import LOSS_AGG_MODES, MICRO_BATCH_WEIGHTINGS
-from justrl_lite.logprobs import entropy_from_logits, token_logprobs  # noqa: F401  (moved; re-exported)
+from justrl_lite.config_checks import LOSS_AGG_MODES, MICRO_BATCH_WEIGHTINGS
 
 LOG_RATIO_CLAMP = 20.0
 """|log r| is clamped to this before exp (as verl): exp(20) ~ 5e8 is finite in float32 and bfloat16."""

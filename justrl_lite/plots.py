@@ -6,7 +6,7 @@ A verl run (``full_run --engine verl``) plots the same way from its TensorBoard 
 
     python -m justrl_lite.plots runs/justrl-deepseek-1.5b/tensorboard --out figures/verl --label "verl 4x8"
 
-(``justrl_lite.verl_metrics`` maps verl's metric names to ours). Either way it writes ``training_dynamics.png`` (policy entropy, mean reward, mean response length against step: the paper's
+(``justrl_lite.scale.verl_metrics`` maps verl's metric names to ours). Either way it writes ``training_dynamics.png`` (policy entropy, mean reward, mean response length against step: the paper's
 three panels) and ``heldout_accuracy.png`` (held-out pass@1 against step). ``plot_runs`` overlays several runs
 (e.g. the ablations, several seeds each) as a mean line with a min-max band.
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from justrl_lite.verl_metrics import read_run_metrics
+from justrl_lite.scale.verl_metrics import read_run_metrics
 
 DYNAMICS_PANELS = (
     ("policy/entropy", "policy entropy"),

@@ -9,7 +9,7 @@ Precision policy (``dtype`` in the config; what each tensor is, and why):
     matmuls of forward and backward         float32           dtype   (torch.autocast(device, dtype))
     logits of one log-prob chunk            float32           dtype, then float32 for log-softmax/entropy
     checkpoint ``policy/``                  float32           float32 (resume is exact)
-    exported model (``export.py``)          chosen at export, e.g. bfloat16 for sharing and vLLM
+    exported model (``scale/export.py``)          chosen at export, e.g. bfloat16 for sharing and vLLM
 
 Why the master weights stay float32. AdamW's first steps move every weight by about lr (the update
 m / (sqrt(v) + eps) is ~1 in size when the gradient has a steady sign), i.e. by 1e-6 in JustRL. bfloat16 keeps
@@ -38,12 +38,13 @@ from pathlib import Path
 import torch
 
 from justrl_lite.config import JustRLConfig, resolve_path
+from justrl_lite.errors import JustRLError
 
 LOW_PRECISION = ("bfloat16", "float16")
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-class TrainerError(RuntimeError):
+class TrainerError(JustRLError, RuntimeError):
     """A problem the user can fix (model path, resume settings, data size); the message says how."""
 
 
@@ -97,7 +98,7 @@ def load_model(model_path: str, *, device: str, dtype: str, load_weights: bool =
     if looks_local and not Path(resolved).is_dir():
         raise ModelLoadError(f"model path {model_path!r} is not a folder: pass a folder written by "
                              f"save_pretrained (e.g. data/toy/base, made by `python -m justrl_lite.toy.make_base`, "
-                             f"or one written by `python -m justrl_lite.export`) or a hub id such as "
+                             f"or one written by `python -m justrl_lite.scale.export`) or a hub id such as "
                              f"hbx/JustRL-DeepSeek-1.5B")
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)

@@ -241,14 +241,3 @@ class HFRollout:
             texts=texts,
             group_ids=group_ids,
         )
-
-
-# ---- vLLM: its own module (vllm_rollout.py), still importable from here ---------------------------------
-
-def __getattr__(name: str) -> Any:
-    """``from justrl_lite.rollout import VLLMRollout`` keeps working; vLLM itself is imported only when used."""
-    if name in ("VLLMRollout", "VLLM_MISSING"):
-        from justrl_lite import vllm_rollout
-
-        return getattr(vllm_rollout, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

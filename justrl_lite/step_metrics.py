@@ -1,4 +1,5 @@
-"""What one training step measures: seconds per phase (``PhaseTimer``) and the step's metrics (``step_metrics``).
+"""What one training step measures: seconds per phase (``PhaseTimer``), the update's sums (``UpdateCounters``)
+and the step's metrics (``step_metrics``).
 
 Kept out of ``trainer.train_step`` so that it reads as the recipe's steps; every key and its meaning is listed in
 ``metrics.py``, the file they are written to. The phases, in the order a step runs them:
@@ -13,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,3 +85,44 @@ def step_metrics(update: dict[str, float], batch: RolloutBatch, rewards: torch.T
         "perf/tokens_per_s": float(lengths.sum()) / max(timer.step_seconds, 1e-9),
     })
     return metrics
+
+
+@dataclass
+class UpdateCounters:
+    """Sums over one ``update_policy`` call, turned into the ``actor/*`` metrics by ``metrics``."""
+
+    pg_loss: float = 0.0
+    clip_frac: float = 0.0        # token-weighted sums of the per-micro-batch fractions
+    dual_clip_frac: float = 0.0
+    approx_kl: float = 0.0
+    entropy: float = 0.0
+    tokens: float = 0.0
+    padded: float = 0.0           # padded / computed tokens of the micro-batches (rows x longest, summed)
+    computed: float = 0.0
+    grad_norms: list[float] = field(default_factory=list)
+
+    def add_micro_batch(self, m: dict, ent: torch.Tensor | None, mask: torch.Tensor) -> None:
+        tokens = float(mask.sum())
+        self.clip_frac += float(m["clip_frac"]) * tokens
+        self.dual_clip_frac += float(m["dual_clip_frac"]) * tokens
+        self.approx_kl += float(m["approx_kl"]) * tokens
+        if ent is not None:
+            self.entropy += float((ent.detach() * mask).sum())
+        self.tokens += tokens
+
+    def metrics(self, log_entropy: bool) -> dict[str, float]:
+        n_updates = max(1, len(self.grad_norms))
+        tokens = max(1.0, self.tokens)
+        out = {
+            "actor/pg_loss": self.pg_loss / n_updates,
+            "actor/clip_frac": self.clip_frac / tokens,
+            "actor/dual_clip_frac": self.dual_clip_frac / tokens,
+            "actor/approx_kl": self.approx_kl / tokens,
+            "actor/grad_norm": float(np.mean(self.grad_norms)) if self.grad_norms else 0.0,
+            "actor/skipped_updates": float(sum(not np.isfinite(g) for g in self.grad_norms)),
+            "actor/updates": float(len(self.grad_norms)),
+            "perf/padding_frac": self.padded / max(1.0, self.computed),
+        }
+        if log_entropy:
+            out["policy/entropy"] = self.entropy / tokens
+        return out

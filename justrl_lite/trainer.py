@@ -15,8 +15,8 @@ One training step (the paper's numbers in brackets):
   7. lr = 1e-6 * min(1, (step - 1) / 10) at training step ``step`` (1-based): linear warm-up over [10] training
      steps, then constant (``make_scheduler``).
 
-Each item's code sits under a ``# N.`` comment in ``train_step`` (1-6) or ``train`` (7); ``algorithm.py`` reads
-them to draw Algorithm 1 with the functions that implement each step (``python -m justrl_lite.algorithm``).
+Each item's code sits under a ``# N.`` comment in ``train_step`` (1-6) or ``train`` (7); ``course/algorithm.py`` reads
+them to draw Algorithm 1 with the functions that implement each step (``python -m justrl_lite.course.algorithm``).
 
 JustRL's fixed choices, and where they depart from textbook GRPO/PPO:
   1. No KL term and no reference model (``kl_coef`` = 0); no entropy bonus (``entropy_coeff`` = 0).
@@ -47,10 +47,10 @@ from justrl_lite.advantage import broadcast_to_tokens, grpo_advantages
 from justrl_lite.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
 from justrl_lite.config import JustRLConfig, resolve_path
 from justrl_lite.data import load_rows
-from justrl_lite.logprobs import (  # noqa: F401  (micro_batches, sequence_lengths: re-exported)
+from justrl_lite.grading.grade import grade_many
+from justrl_lite.logprobs import (
     compute_old_logprobs,
     compute_ref_logprobs,
-    micro_batches,
     padding_counts,
     plan_micro_batches,
     reuse_sampling_logprobs,
@@ -59,20 +59,13 @@ from justrl_lite.logprobs import (  # noqa: F401  (micro_batches, sequence_lengt
 )
 from justrl_lite.loss import aggregate_loss, kl_penalty_k3, micro_batch_scale, policy_loss
 from justrl_lite.metrics import MetricsLogger
-from justrl_lite.policy import (  # noqa: F401  (TrainerError, DeviceError: re-exported)
-    DeviceError,
-    TrainerError,
-    check_device,
-    compute_context,
-    load_policy,
-    make_optimizer,
-)
+from justrl_lite.policy import TrainerError, check_device, compute_context, load_policy, make_optimizer
 from justrl_lite.prompts import EncodedPrompts, encode_prompts
 from justrl_lite.reward import score_responses
 from justrl_lite.rollout import RolloutBatch, RolloutEngine
-from justrl_lite.step_metrics import PhaseTimer, step_metrics
+from justrl_lite.step_metrics import PhaseTimer, UpdateCounters, step_metrics
 from justrl_lite.threads import apply_cpu_threads
-from justrl_lite.verifier import dapo_reward, grade_many
+from justrl_lite.verifier import dapo_reward
 
 
 @dataclass
@@ -142,6 +135,45 @@ def sample_seed(seed: int, step: int, purpose: int) -> int:
 
 # ---- the update ----------------------------------------------------------------------------------
 
+def micro_batch_loss(model, batch: RolloutBatch, rows: list[int], old_logp: torch.Tensor,
+                     token_advantages: torch.Tensor, cfg: JustRLConfig, ref_logp: torch.Tensor | None,
+                     with_entropy: bool) -> tuple[torch.Tensor, dict, torch.Tensor | None, torch.Tensor]:
+    """The clipped policy loss of one micro-batch (rows of one mini-batch), forward in ``compute_context``.
+
+    Returns ``(loss, policy_loss metrics, entropy (b, R') or None, mask (b, R'))``; R' is the bucket's longest
+    response. The entropy bonus and the KL term are the ablations' (JustRL sets both coefficients to 0).
+    """
+    device = next(model.parameters()).device
+    with compute_context(cfg, device):
+        logp, ent, mask = sequence_logprobs(model, batch, rows, cfg.temperature, with_entropy)   # (b, R')
+        R = logp.shape[1]
+        old = old_logp[rows, :R].to(device)                                                      # (b, R')
+        adv = token_advantages[rows, :R].to(device)                                              # (b, R')
+        loss, m = policy_loss(logp, old, adv, mask, clip_ratio_low=cfg.clip_ratio_low,
+                              clip_ratio_high=cfg.clip_ratio_high, clip_ratio_c=cfg.clip_ratio_c,
+                              loss_agg_mode=cfg.loss_agg_mode)
+        if cfg.entropy_coeff > 0:  # not in JustRL: entropy bonus
+            loss = loss - cfg.entropy_coeff * aggregate_loss(ent, mask, cfg.loss_agg_mode)
+        if cfg.kl_coef > 0 and ref_logp is not None:  # not in JustRL: KL(pi || pi_ref), k3 estimator
+            kl = kl_penalty_k3(logp, ref_logp[rows, :R].to(device))
+            loss = loss + cfg.kl_coef * aggregate_loss(kl, mask, cfg.loss_agg_mode)
+    return loss, m, ent, mask
+
+
+def clip_and_step(model, optimizer: torch.optim.Optimizer, grad_clip: float) -> float:
+    """Clip the global gradient norm to ``grad_clip`` and take one optimizer step; returns the norm before clipping.
+
+    As verl, an update whose gradient is not finite is skipped (its norm, inf or nan, reaches the metrics).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    if torch.isfinite(grad_norm):
+        optimizer.step()
+    else:
+        optimizer.zero_grad(set_to_none=True)
+    return float(grad_norm)
+
+
 def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor, token_advantages: torch.Tensor,
                   cfg: JustRLConfig, ref_logp: torch.Tensor | None = None, *,
                   log_entropy: bool = False) -> dict[str, float]:
@@ -152,76 +184,34 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
     the old-log-prob pass, which measures it otherwise, is skipped).
     """
     model.train()
-    device = next(model.parameters()).device
     B = batch.response_ids.shape[0]
     seqs_per_mini = cfg.mini_batch_prompts * cfg.rollouts_per_prompt
     lengths = sequence_lengths(batch)                                                   # (B,)
-    totals = dict.fromkeys(("pg_loss", "clip_frac", "dual_clip_frac", "approx_kl", "tokens", "entropy",
-                            "padded", "computed"), 0.0)
-    grad_norms = []
+    counters = UpdateCounters()
     with_entropy = cfg.entropy_coeff > 0 or log_entropy
     for _ in range(cfg.ppo_epochs):
         for start in range(0, B, seqs_per_mini):
             mini = list(range(start, min(start + seqs_per_mini, B)))
             mini_tokens = float(batch.response_mask[mini].sum())
-            optimizer.zero_grad(set_to_none=True)
-            mini_loss = 0.0
             plan = plan_micro_batches(mini, lengths, cfg.micro_batch_max_tokens)
             padded, computed = padding_counts(plan, lengths)
-            totals["padded"] += padded
-            totals["computed"] += computed
+            counters.padded += padded
+            counters.computed += computed
+            optimizer.zero_grad(set_to_none=True)
             for rows in plan:
                 if not batch.response_mask[rows].any():  # only empty responses: no token, no gradient
                     continue
-                with compute_context(cfg, device):
-                    logp, ent, mask = sequence_logprobs(model, batch, rows, cfg.temperature, with_entropy)
-                    R = logp.shape[1]
-                    old = old_logp[rows, :R].to(device)                                   # (b, R')
-                    adv = token_advantages[rows, :R].to(device)                            # (b, R')
-                    loss, m = policy_loss(logp, old, adv, mask, clip_ratio_low=cfg.clip_ratio_low,
-                                          clip_ratio_high=cfg.clip_ratio_high, clip_ratio_c=cfg.clip_ratio_c,
-                                          loss_agg_mode=cfg.loss_agg_mode)
-                    if cfg.entropy_coeff > 0:  # not in JustRL: entropy bonus
-                        loss = loss - cfg.entropy_coeff * aggregate_loss(ent, mask, cfg.loss_agg_mode)
-                    if cfg.kl_coef > 0 and ref_logp is not None:  # not in JustRL: KL(pi || pi_ref), k3 estimator
-                        kl = kl_penalty_k3(logp, ref_logp[rows, :R].to(device))
-                        loss = loss + cfg.kl_coef * aggregate_loss(kl, mask, cfg.loss_agg_mode)
-                micro_tokens = float(mask.sum())
+                loss, m, ent, mask = micro_batch_loss(model, batch, rows, old_logp, token_advantages, cfg,
+                                                      ref_logp, with_entropy)
                 # weight of this micro-batch in the mini-batch loss: authors' (sequence share) or true token mean
                 scale = micro_batch_scale(cfg.micro_batch_weighting, micro_seqs=len(rows), mini_seqs=len(mini),
-                                          micro_tokens=micro_tokens, mini_tokens=mini_tokens)
+                                          micro_tokens=float(mask.sum()), mini_tokens=mini_tokens)
                 (loss * scale).backward()
-                mini_loss += float(loss.detach()) * scale
-                for k in ("clip_frac", "dual_clip_frac", "approx_kl"):
-                    totals[k] += float(m[k]) * micro_tokens
-                if ent is not None:
-                    totals["entropy"] += float((ent.detach() * mask).sum())
-                totals["tokens"] += micro_tokens
-            params = [p for p in model.parameters() if p.requires_grad]
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            if torch.isfinite(grad_norm):
-                optimizer.step()
-            else:  # as verl: skip an update whose gradient is not finite, and say so in the metrics
-                optimizer.zero_grad(set_to_none=True)
-            grad_norms.append(float(grad_norm))
-            totals["pg_loss"] += mini_loss
-    optimizer.zero_grad(set_to_none=True)  # free the gradients before vLLM wakes (estimate.py, rollout phase)
-    n_updates = max(1, len(grad_norms))
-    tokens = max(1.0, totals["tokens"])
-    metrics = {
-        "actor/pg_loss": totals["pg_loss"] / n_updates,
-        "actor/clip_frac": totals["clip_frac"] / tokens,
-        "actor/dual_clip_frac": totals["dual_clip_frac"] / tokens,
-        "actor/approx_kl": totals["approx_kl"] / tokens,
-        "actor/grad_norm": float(np.mean(grad_norms)) if grad_norms else 0.0,
-        "actor/skipped_updates": float(sum(not np.isfinite(g) for g in grad_norms)),
-        "actor/updates": float(len(grad_norms)),
-        # padded tokens / computed tokens of the update's micro-batches (rows x longest, summed)
-        "perf/padding_frac": totals["padded"] / max(1.0, totals["computed"]),
-    }
-    if log_entropy:
-        metrics["policy/entropy"] = totals["entropy"] / tokens
-    return metrics
+                counters.pg_loss += float(loss.detach()) * scale
+                counters.add_micro_batch(m, ent, mask)
+            counters.grad_norms.append(clip_and_step(model, optimizer, cfg.grad_clip))
+    optimizer.zero_grad(set_to_none=True)  # free the gradients before vLLM wakes (scale/estimate.py, rollout phase)
+    return counters.metrics(log_entropy)
 
 
 # ---- one step, validation, the loop ---------------------------------------------------------------

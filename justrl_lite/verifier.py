@@ -22,32 +22,17 @@ JustRL's fixed choices, and where they depart from textbook practice:
      rewards with a lenient, SymPy-backed check instead; the paper's ablation that swapped one in on top of a
      length penalty (``lenient_reward``) plateaued lower on AIME24 (about 45% against 50% with the length
      penalty alone and 55% for plain JustRL), with entropy collapsing.
-  5. Evaluation grades leniently on purpose, with other code: ``grading.py`` (the authors' rule grader and
-     ours), ``grader_pool.py`` (SymPy in killable workers), ``judge.py`` (the CompassVerifier judge).
+  5. Evaluation grades leniently on purpose, with other code: ``grading/grade.py`` (the authors' rule grader and
+     ours), ``grading/pool.py`` (SymPy in killable workers), ``evaluation/judge.py`` (the CompassVerifier judge).
 
-This module imports neither torch nor SymPy. ``grade``, ``grade_many`` and the names below stay importable
-from here for older code; they live in ``boxed``, ``grading`` and ``grader_pool``.
+This module imports neither torch nor SymPy.
 """
 
 from __future__ import annotations
 
-from justrl_lite.boxed import BOX_OPEN, last_boxed_only_string, remove_boxed, unbox_ground_truth
-from justrl_lite.grader_pool import DEFAULT_POOL, DEFAULT_TIMEOUT, GraderPool
-from justrl_lite.grading import (
-    GRADERS,
-    MAX_ANSWER_CHARS,
-    MAX_SYMPY_CHARS,
-    grade,
-    grade_many,
-    normalize_answer,
-    numbers_equal,
-    plain_number,
-)
-
-__all__ = ["BOX_OPEN", "DAPO_INNER_WINDOW", "DAPO_OUTER_WINDOW", "DEFAULT_POOL", "DEFAULT_TIMEOUT", "GRADERS",
-           "MAX_ANSWER_CHARS", "MAX_SYMPY_CHARS", "GraderPool", "dapo_reward", "grade", "grade_many",
-           "last_boxed_only_string", "lenient_reward", "normalize_answer", "numbers_equal", "plain_number",
-           "remove_boxed", "unbox_ground_truth"]
+from justrl_lite.boxed import last_boxed_only_string, remove_boxed
+from justrl_lite.grading.grade import grade
+from justrl_lite.grading.pool import DEFAULT_TIMEOUT, GraderPool
 
 DAPO_OUTER_WINDOW = 300
 DAPO_INNER_WINDOW = 100

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from justrl_lite import ablations
-from justrl_lite.config import ConfigError, JustRLConfig
+from justrl_lite.config import JustRLConfig
+from justrl_lite.config_checks import ConfigError
 
 
 def test_planned_runs_follow_the_command():

@@ -8,9 +8,10 @@ import inspect
 import pytest
 import torch
 
-from justrl_lite import algorithm, trainer
+from justrl_lite import trainer
 from justrl_lite.advantage import broadcast_to_tokens, grpo_advantages
-from justrl_lite.algorithm import algorithm_steps, package_calls, render_algorithm, resolve
+from justrl_lite.course import algorithm
+from justrl_lite.course.algorithm import algorithm_steps, package_calls, render_algorithm, resolve
 
 
 def test_every_step_of_the_docstring_is_marked_once_in_order_and_names_functions_that_exist():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from justrl_lite import colab
+from justrl_lite.course import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 

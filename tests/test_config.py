@@ -7,15 +7,10 @@ import json
 
 import pytest
 
-from justrl_lite.config import (
-    ONE_GPU_OVERRIDES,
-    ONE_GPU_REASONS,
-    PRESET_REASONS,
-    PRESETS,
-    ConfigError,
-    JustRLConfig,
-    diff_table,
-)
+from justrl_lite.config import JustRLConfig
+from justrl_lite.config_checks import ConfigError
+from justrl_lite.config_presets import ONE_GPU_OVERRIDES, ONE_GPU_REASONS, PRESET_REASONS, PRESETS
+from justrl_lite.config_tables import diff_table
 
 # The recipe's fixed settings, copied by hand from docs/recipe.md, "The fixed settings" (not from config.py).
 RECIPE = {
@@ -353,16 +348,23 @@ def test_diff_table_of_equal_configs_has_no_rows():
     assert _table_rows(diff_table(JustRLConfig.paper(), JustRLConfig.paper())) == {}
 
 
-def test_moved_helpers_are_the_same_objects_from_config_and_their_modules():
-    import justrl_lite.config as config
+def test_config_io_and_config_tables_serve_the_config_from_their_own_modules():
     from justrl_lite import config_io, config_tables
 
-    for name in ("diff_table", "recipe_table", "field_docs", "field_names"):
-        assert getattr(config, name) is getattr(config_tables, name), name
-    with pytest.raises(AttributeError, match="no_such_helper"):
-        config.no_such_helper  # noqa: B018
     paper = JustRLConfig.paper()
     assert config_io.apply_overrides(paper, ["lr=3e-6"]) == paper.with_overrides(["lr=3e-6"]) == paper.replace(lr=3e-6)
+    assert config_io.field_type(JustRLConfig, "lr") is float
     assert config_tables.field_names() == [f.name for f in dataclasses.fields(JustRLConfig)]
     assert set(config_tables.field_docs()) == set(config_tables.field_names())   # every field has its docstring
     assert config_tables.recipe_table(paper).count("\n") == len(config_tables.field_names()) + 1
+
+
+def test_importing_the_config_loads_no_grader_and_no_torch():
+    """config sits at the bottom of the import graph: validating val_grader must not load the grading stack."""
+    import subprocess
+    import sys
+
+    code = ("import sys, justrl_lite.config as c; c.JustRLConfig.tiny(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('justrl_lite.grading', 'torch', 'sympy'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

@@ -1,4 +1,4 @@
-"""The course figures (justrl_lite/course_plots.py): each data function against an independent re-derivation on
+"""The course figures (justrl_lite/course/plots.py): each data function against an independent re-derivation on
 fresh random inputs, and each drawing read back from the figure's artists: it must show exactly that data."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import colors  # noqa: E402
 
-from justrl_lite import course_plots as cp  # noqa: E402
+from justrl_lite.course import plots as cp  # noqa: E402
 from justrl_lite.logprobs import padding_counts, plan_micro_batches  # noqa: E402
 
 CLIP = dict(clip_ratio_low=0.2, clip_ratio_high=0.28, clip_ratio_c=10.0)

@@ -10,17 +10,10 @@ import re
 import pandas as pd
 import pytest
 
+from justrl_lite.benchmarks import BENCHMARKS
 from justrl_lite.config import EVAL_PROMPT_SUFFIX, TRAIN_PROMPT_SUFFIX
-from justrl_lite.data import (
-    BENCHMARKS,
-    DAPO_TEMPLATE_PREFIX,
-    DAPO_TEMPLATE_SUFFIX,
-    DataError,
-    MathRow,
-    build_messages,
-    encode_prompts,
-    load_rows,
-)
+from justrl_lite.data import DAPO_TEMPLATE_PREFIX, DAPO_TEMPLATE_SUFFIX, DataError, MathRow, load_rows
+from justrl_lite.prompts import build_messages, encode_prompts
 
 DAPO_LOCAL = "DAPO-Math-17k_dedup17917_from_MasterVito-SvS.parquet"
 

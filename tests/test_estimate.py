@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from justrl_lite.config import JustRLConfig
-from justrl_lite.estimate import (
+from justrl_lite.scale.estimate import (
     KNOWN_SHAPES,
     Assumptions,
     ModelShape,
@@ -53,7 +53,7 @@ def test_deepseek_parameter_count_three_ways():
     assert shape.parameters == by_hand
     assert meta_count(deepseek_config()) == by_hand
     assert shape_from_config(deepseek_config()) == shape
-    assert KNOWN_SHAPES["nvidia/OpenMath-Nemotron-1.5B"] == shape  # assumed the same shape (estimate.py says so)
+    assert KNOWN_SHAPES["nvidia/OpenMath-Nemotron-1.5B"] == shape  # assumed the same shape (scale/estimate.py says so)
 
 
 def test_parameter_formula_matches_transformers_on_random_shapes():
@@ -268,7 +268,7 @@ def test_paper_fits_32_gpus_not_one_and_one_gpu_fits_one_with_a_step_of_minutes(
 
 
 def test_one_gpu_reasons_quote_the_estimator():
-    from justrl_lite.config import ONE_GPU_REASONS
+    from justrl_lite.config_presets import ONE_GPU_REASONS
 
     one, shape = JustRLConfig.one_gpu(), KNOWN_SHAPES[DEEPSEEK]
     m, paper = memory_estimate(one, shape, 1, 80), memory_estimate(JustRLConfig.paper(), shape, 1, 80)

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from justrl_lite import evaluate as ev
+from justrl_lite.benchmarks import BENCHMARKS
 from justrl_lite.config import EVAL_PROMPT_SUFFIX, PROJECT_ROOT
-from justrl_lite.data import BENCHMARKS
 from justrl_lite.rollout import HFRollout, RolloutBatch
 
 PAPER_ORDER = ["AIME24", "AIME25", "AMC23", "MATH-500", "Minerva", "OlympiadBench", "HMMT25", "BRUMO25",

@@ -1,4 +1,4 @@
-"""Notebook exercises (justrl_lite/exercises.py): the stubs fail until solved, the reference solutions pass.
+"""Notebook exercises (justrl_lite/course/exercises.py): the stubs fail until solved, the reference solutions pass.
 
 Every notebook that uses the mechanism (a check cell `with checking("Exercise k"):`) is executed twice:
 with JUSTRL_SOLUTIONS=1, where every check must print "Exercise k: passed", and without, where every stub must
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from justrl_lite import exercises
-from justrl_lite.exercises import NOT_SOLVED, PASSED, ExerciseError, checking, exercise, load_solutions
+from justrl_lite.course import exercises
+from justrl_lite.course.exercises import NOT_SOLVED, PASSED, ExerciseError, checking, exercise, load_solutions
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CHECK = re.compile(r'with checking\("([^"]+)"\)')

@@ -2,7 +2,7 @@
 
 The venv starts with what a Colab kernel has before the notebook runs: torch (the CPU wheel) and a Jupyter kernel
 (ipykernel, nbclient), and NOT justrl_lite. Each notebook is executed from a scratch folder outside the repository,
-so its generated first cell (``justrl_lite/colab.py``) takes the Colab branch: ``git clone`` the repository and
+so its generated first cell (``justrl_lite/course/colab.py``) takes the Colab branch: ``git clone`` the repository and
 ``pip install -e`` it. ``JUSTRL_LITE_GIT`` points the clone at this repository (``file://``), so what is tested
 is the committed HEAD, as Colab sees the pushed branch: commit before running ``make test-fresh``; uncommitted
 changes are not in a clone (the notebooks themselves are read from HEAD too, as Colab opens them from GitHub).
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from justrl_lite.colab import CLONE_DIR, GIT_ENV
+from justrl_lite.course.colab import CLONE_DIR, GIT_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("00_overview", "01_verifier", "02_rollout")

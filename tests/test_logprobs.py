@@ -16,6 +16,7 @@ import torch
 import justrl_lite.logprobs as lp_mod
 from justrl_lite.config import PROJECT_ROOT, JustRLConfig
 from justrl_lite.logprobs import (
+    compute_old_logprobs,
     forward_buckets,
     micro_batches,
     padding_counts,
@@ -24,7 +25,7 @@ from justrl_lite.logprobs import (
     sequence_logprobs,
 )
 from justrl_lite.rollout import RolloutBatch
-from justrl_lite.trainer import compute_old_logprobs, update_policy
+from justrl_lite.trainer import update_policy
 
 
 def fresh_seed() -> int:

@@ -9,15 +9,8 @@ import random
 import pytest
 import torch
 
-from justrl_lite.loss import (
-    aggregate_loss,
-    entropy_from_logits,
-    kl_penalty_k3,
-    masked_mean,
-    micro_batch_scale,
-    policy_loss,
-    token_logprobs,
-)
+from justrl_lite.logprobs import entropy_from_logits, token_logprobs
+from justrl_lite.loss import aggregate_loss, kl_penalty_k3, masked_mean, micro_batch_scale, policy_loss
 
 MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
 PAPER_CLIP = dict(clip_ratio_low=0.2, clip_ratio_high=0.28, clip_ratio_c=10.0)

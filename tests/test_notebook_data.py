@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from justrl_lite import notebook_data as nd
 from justrl_lite.benchmarks import BENCHMARKS
 from justrl_lite.boxed import last_boxed_only_string
+from justrl_lite.course import notebook_data as nd
 from justrl_lite.data import DataError
 from justrl_lite.verifier import DAPO_INNER_WINDOW, dapo_reward
 

@@ -10,20 +10,20 @@ JUSTRL_FULL_GRADER_SWEEP=1 every row is used and the measured disagreement is pr
 from __future__ import annotations
 
 import os
-import random
 import re
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from helpers import boxed, fresh_rng
 
 import justrl_lite.boxed as boxed_module
 from justrl_lite.boxed import paper_boxed_answer
-from justrl_lite.grading import grade, grade_many
-from justrl_lite.latex_text import latex_to_text
-from justrl_lite.paper_grader import mathd_normalize, split_tuple
-from justrl_lite.verifier import GraderPool
+from justrl_lite.grading.grade import grade, grade_many
+from justrl_lite.grading.latex_text import latex_to_text
+from justrl_lite.grading.paper_grader import mathd_normalize, split_tuple
+from justrl_lite.grading.pool import GraderPool
 
 DATA_DIR = Path(os.environ.get("JUSTRL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "justrl_data"))
 BENCHMARK_FILES = {
@@ -36,14 +36,7 @@ TIMEOUT = 2.0
 FULL = os.environ.get("JUSTRL_FULL_GRADER_SWEEP") == "1"
 
 
-def fresh_rng() -> tuple[random.Random, int]:
-    seed = int(os.environ.get("JUSTRL_TEST_SEED", random.SystemRandom().randrange(2**32)))
-    print(f"seed: {seed} (replay with JUSTRL_TEST_SEED={seed})")
-    return random.Random(seed), seed
 
-
-def box(answer: str) -> str:
-    return "\\boxed{" + answer + "}"
 
 
 @pytest.fixture(scope="module")
@@ -76,50 +69,50 @@ def unboxed(truth: str) -> str:
 # ---- each of the authors' rules, on ground truths of the nine benchmarks ---------------------------------------
 
 HAND = [  # (response, ground truth as stored, decision, the rule that decides it)
-    (box("204"), "\\boxed{204}", True, "a boxed ground truth is unboxed (AIME24)"),
-    (box("205"), "\\boxed{204}", False, "integers: SymPy, (204)-(205) != 0"),
+    (boxed("204"), "\\boxed{204}", True, "a boxed ground truth is unboxed (AIME24)"),
+    (boxed("205"), "\\boxed{204}", False, "integers: SymPy, (204)-(205) != 0"),
     ("so it is 204", "\\boxed{204}", False, "no \\boxed in the response: no answer"),
     ("\\fbox{204}", "\\boxed{204}", False, "\\fbox is never read (only when no \\boxed, which then fails)"),
-    (box("204") + " then \\boxed 7", "\\boxed{204}", False, "the last \\boxed counts, and '\\boxed 7' is no box"),
-    (box("204") + " then " + box("7"), "\\boxed{204}", False, "the last box counts"),
+    (boxed("204") + " then \\boxed 7", "\\boxed{204}", False, "the last \\boxed counts, and '\\boxed 7' is no box"),
+    (boxed("204") + " then " + boxed("7"), "\\boxed{204}", False, "the last box counts"),
     ("\\boxed{204", "\\boxed{204}", False, "an unclosed box is no answer"),
-    (box("204.0"), "\\boxed{204}", True, "a float equal to an integer is written as that integer"),
-    (box("\\frac{226}{2}"), "113", False, "exactly one side an integer: strict, no SymPy (AIME24 #1)"),
-    (box("2^{10}"), "1024", False, "'2^10' is no integer string: strict integer rule"),
-    (box("1,000"), "1000", True, "thousands commas of an integer are dropped"),
-    (box("10\\%"), "10", True, "MATH normalisation drops \\%"),
-    (box("27\\text{ days}"), "27", True, "MATH normalisation: '\\text{ ' starts a unit"),
-    (box("k = 27"), "27", True, "MATH normalisation: a short 'k =' is dropped"),
-    (box("\\dfrac{14}{3}"), "\\frac{14}{3}", True, "MATH normalisation: dfrac -> frac (MATH-500 #2)"),
-    (box("14/3"), "\\frac{14}{3}", True, "MATH normalisation: a/b -> \\frac{a}{b}"),
-    (box("\\frac{28}{6}"), "\\frac{14}{3}", False, "two integer fractions must match as written"),
-    (box("28/6"), "\\frac{14}{3}", False, "two integer fractions must match as written"),
-    (box("0.5"), "\\frac{1}{2}", True, "MATH normalisation: 0.5 -> \\frac{1}{2}"),
-    (box("0.50"), "\\frac{1}{2}", True, "SymPy: (1/2)-(0.50) simplifies to 0"),
-    (box("4\\frac{2}{3}"), "\\frac{14}{3}", True, "a mixed number 4 2/3 is read 4+2/3; SymPy"),
-    (box("\\frac{1}{\\sqrt{13}}"), "\\frac{\\sqrt{13}}{13}", True, "SymPy: 1/sqrt(13) - sqrt(13)/13 = 0"),
-    (box("\\frac{\\sqrt{13}}{2}"), "\\frac{\\sqrt{13}}{2}", True, "equal strings (BRUMO25)"),
-    (box("(3, \\frac{\\pi}{2})"), "\\left( 3, \\frac{\\pi}{2} \\right)", True, "MATH normalisation drops \\left/\\right"),
-    (box("(3, \\frac{2\\pi}{4})"), "\\left( 3, \\frac{\\pi}{2} \\right)", True, "tuples element by element, SymPy"),
-    (box("[3, \\frac{\\pi}{2}]"), "\\left( 3, \\frac{\\pi}{2} \\right)", False, "a tuple's brackets must match"),
-    (box("(3, \\pi)"), "\\left( 3, \\frac{\\pi}{2} \\right)", False, "tuples element by element"),
-    (box("(3)"), "\\left( 3, \\frac{\\pi}{2} \\right)", False, "tuples of another length"),
-    (box("q - p"), "p - q", False, "SymPy: (p-q)-(q-p) != 0 (MATH-500 #3)"),
-    (box("-q + p"), "p - q", True, "SymPy: two letters are allowed"),
-    (box("c+b+a"), "a+b+c", False, "three distinct letters: no SymPy, and the strings differ"),
-    (box("\\frac{x+1}{2}"), "\\frac{x}{2}+\\frac{1}{2}", False, "\\frac{x+1}{2} reads 'x+1/2' (no parentheses)"),
-    (box("x^2+2x+1"), "(x+1)^2", True, "SymPy with implicit multiplication"),
-    (box("\\text{evelyn}"), "\\text{Evelyn}", True, "answers compare in lower case (MATH-500)"),
-    (box("\\text{(C)}"), "\\text{(C)}", True, "equal strings"),
-    (box(""), "5", False, "an empty answer"),
-    (box("5"), "", False, "an empty ground truth"),
-    (box("4.5\\times10^{33}"), "4.5e33", False, "'^{' stops SymPy; the strings differ (Minerva #1)"),
-    (box("41.8"), "41.8", True, "equal strings (Minerva)"),
-    (box("\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}"), "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", True,
+    (boxed("204.0"), "\\boxed{204}", True, "a float equal to an integer is written as that integer"),
+    (boxed("\\frac{226}{2}"), "113", False, "exactly one side an integer: strict, no SymPy (AIME24 #1)"),
+    (boxed("2^{10}"), "1024", False, "'2^10' is no integer string: strict integer rule"),
+    (boxed("1,000"), "1000", True, "thousands commas of an integer are dropped"),
+    (boxed("10\\%"), "10", True, "MATH normalisation drops \\%"),
+    (boxed("27\\text{ days}"), "27", True, "MATH normalisation: '\\text{ ' starts a unit"),
+    (boxed("k = 27"), "27", True, "MATH normalisation: a short 'k =' is dropped"),
+    (boxed("\\dfrac{14}{3}"), "\\frac{14}{3}", True, "MATH normalisation: dfrac -> frac (MATH-500 #2)"),
+    (boxed("14/3"), "\\frac{14}{3}", True, "MATH normalisation: a/b -> \\frac{a}{b}"),
+    (boxed("\\frac{28}{6}"), "\\frac{14}{3}", False, "two integer fractions must match as written"),
+    (boxed("28/6"), "\\frac{14}{3}", False, "two integer fractions must match as written"),
+    (boxed("0.5"), "\\frac{1}{2}", True, "MATH normalisation: 0.5 -> \\frac{1}{2}"),
+    (boxed("0.50"), "\\frac{1}{2}", True, "SymPy: (1/2)-(0.50) simplifies to 0"),
+    (boxed("4\\frac{2}{3}"), "\\frac{14}{3}", True, "a mixed number 4 2/3 is read 4+2/3; SymPy"),
+    (boxed("\\frac{1}{\\sqrt{13}}"), "\\frac{\\sqrt{13}}{13}", True, "SymPy: 1/sqrt(13) - sqrt(13)/13 = 0"),
+    (boxed("\\frac{\\sqrt{13}}{2}"), "\\frac{\\sqrt{13}}{2}", True, "equal strings (BRUMO25)"),
+    (boxed("(3, \\frac{\\pi}{2})"), "\\left( 3, \\frac{\\pi}{2} \\right)", True, "MATH normalisation drops \\left/\\right"),
+    (boxed("(3, \\frac{2\\pi}{4})"), "\\left( 3, \\frac{\\pi}{2} \\right)", True, "tuples element by element, SymPy"),
+    (boxed("[3, \\frac{\\pi}{2}]"), "\\left( 3, \\frac{\\pi}{2} \\right)", False, "a tuple's brackets must match"),
+    (boxed("(3, \\pi)"), "\\left( 3, \\frac{\\pi}{2} \\right)", False, "tuples element by element"),
+    (boxed("(3)"), "\\left( 3, \\frac{\\pi}{2} \\right)", False, "tuples of another length"),
+    (boxed("q - p"), "p - q", False, "SymPy: (p-q)-(q-p) != 0 (MATH-500 #3)"),
+    (boxed("-q + p"), "p - q", True, "SymPy: two letters are allowed"),
+    (boxed("c+b+a"), "a+b+c", False, "three distinct letters: no SymPy, and the strings differ"),
+    (boxed("\\frac{x+1}{2}"), "\\frac{x}{2}+\\frac{1}{2}", False, "\\frac{x+1}{2} reads 'x+1/2' (no parentheses)"),
+    (boxed("x^2+2x+1"), "(x+1)^2", True, "SymPy with implicit multiplication"),
+    (boxed("\\text{evelyn}"), "\\text{Evelyn}", True, "answers compare in lower case (MATH-500)"),
+    (boxed("\\text{(C)}"), "\\text{(C)}", True, "equal strings"),
+    (boxed(""), "5", False, "an empty answer"),
+    (boxed("5"), "", False, "an empty ground truth"),
+    (boxed("4.5\\times10^{33}"), "4.5e33", False, "'^{' stops SymPy; the strings differ (Minerva #1)"),
+    (boxed("41.8"), "41.8", True, "equal strings (Minerva)"),
+    (boxed("\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}"), "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", True,
      "equal strings (a MATH-500 matrix)"),
-    (box("\\begin{pmatrix} 0.2 \\\\ -3.6 \\end{pmatrix}"), "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", False,
+    (boxed("\\begin{pmatrix} 0.2 \\\\ -3.6 \\end{pmatrix}"), "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", False,
      "a matrix reads '[1/5;-18/5]': SymPy cannot parse it, and the strings differ"),
-    (box("\\frac{1}{3}"), "\\frac{13}{32}", False, "two integer fractions, different (CMIMC25)"),
+    (boxed("\\frac{1}{3}"), "\\frac{13}{32}", False, "two integer fractions, different (CMIMC25)"),
 ]
 
 
@@ -135,7 +128,7 @@ def test_grade_many_paper_equals_grade_one_by_one(pool):
 
 def test_unknown_grader_is_one_clear_error():
     with pytest.raises(ValueError, match="unknown grader 'sympy'"):
-        grade(box("1"), "1", grader="sympy")
+        grade(boxed("1"), "1", grader="sympy")
 
 
 # ---- the pieces, each against a re-derivation ------------------------------------------------------------------
@@ -202,9 +195,9 @@ def test_every_answer_as_written_or_retyped_is_accepted_by_string_rules(truths, 
     for name, rows in truths.items():
         for truth in rows:
             a = unboxed(truth)
-            forms = [box(a), box(f"  {a} "), box(a.replace("\\frac", "\\dfrac"))]
+            forms = [boxed(a), boxed(f"  {a} "), boxed(a.replace("\\frac", "\\dfrac"))]
             if "\n" not in a:
-                forms.append(box("\\text{" + a + "}"))
+                forms.append(boxed("\\text{" + a + "}"))
             for response in forms:
                 assert grade(response, truth, 0, pool=pool, grader="paper"), (name, truth, response)
     assert pool.stats["checks"] == checks
@@ -216,7 +209,7 @@ def test_integer_answers_are_compared_strictly(truths, pool):
     sample = integers if FULL else rng.sample(integers, 40)
     responses, expected = [], []
     for _, n in sample:
-        responses += [box(f"{n}.0"), box(f"\\frac{{{2 * n}}}{{2}}"), box(str(n + 1)), box(f"{n:,}")]
+        responses += [boxed(f"{n}.0"), boxed(f"\\frac{{{2 * n}}}{{2}}"), boxed(str(n + 1)), boxed(f"{n:,}")]
         # n.0 is the integer n; 2n/2 is no integer string (strict rule); n+1 differs (SymPy); 1,000 is 1000
         expected += [True, False, False, True]
     verdicts = grade_many(responses, [t for t, _ in sample for _ in range(4)], TIMEOUT, pool=pool, grader="paper")
@@ -230,10 +223,10 @@ def test_integer_fractions_must_match_as_written(truths, pool):
     responses, expected = [], []
     for _, p, q in fractions:
         value = Fraction(p, q)
-        responses += [box(f"{p}/{q}"), box(f"\\dfrac{{{p}}}{{{q}}}"), box(f"\\frac{{{3 * p}}}{{{3 * q}}}")]
+        responses += [boxed(f"{p}/{q}"), boxed(f"\\dfrac{{{p}}}{{{q}}}"), boxed(f"\\frac{{{3 * p}}}{{{3 * q}}}")]
         expected += [True, True, False]
         if value.denominator in (2, 4, 5, 8, 10, 16, 20, 25, 32, 40, 50):  # a terminating decimal: SymPy says equal
-            responses.append(box(str(float(value))))
+            responses.append(boxed(str(float(value))))
             expected.append(True)
     truths_for = [t for t, p, q in fractions for _ in range(3 + (Fraction(p, q).denominator in
                                                                  (2, 4, 5, 8, 10, 16, 20, 25, 32, 40, 50)))]
@@ -245,16 +238,16 @@ def test_integer_fractions_must_match_as_written(truths, pool):
 def written_forms(truth: str) -> dict[str, str]:
     """Responses for one ground truth: the forms the issue measured (equivalent ones and wrong ones)."""
     a = unboxed(truth)
-    forms = {"exact": box(a), "re-spaced": box(f" {a} "), "text": box("\\text{" + a + "}"),
-             "dollars": box(f"${a}$"), "unboxed": f"The answer is {a}."}
+    forms = {"exact": boxed(a), "re-spaced": boxed(f" {a} "), "text": boxed("\\text{" + a + "}"),
+             "dollars": boxed(f"${a}$"), "unboxed": f"The answer is {a}."}
     if "\\frac" in a:
-        forms["dfrac"] = box(a.replace("\\frac", "\\dfrac"))
+        forms["dfrac"] = boxed(a.replace("\\frac", "\\dfrac"))
     if re.fullmatch(r"-?\d+", a):
-        forms["decimal"], forms["perturbed"] = box(f"{a}.0"), box(str(int(a) + 1))
+        forms["decimal"], forms["perturbed"] = boxed(f"{a}.0"), boxed(str(int(a) + 1))
     else:
-        forms["perturbed"] = box(a + "+1")
+        forms["perturbed"] = boxed(a + "+1")
         if m := re.fullmatch(r"\\frac\{(\d+)\}\{(\d+)\}", a):
-            forms["decimal"] = box(f"{int(m[1]) / int(m[2]):.6g}")
+            forms["decimal"] = boxed(f"{int(m[1]) / int(m[2]):.6g}")
     return forms
 
 
@@ -287,11 +280,11 @@ def test_the_two_graders_agree_on_exact_and_unboxed_forms_and_rarely_elsewhere(t
 def test_long_or_pathological_latex_answers_are_decided_fast(pool):
     """Our bound (the authors have none): a boxed answer over 1,000 characters is no answer, and LaTeX within
     the bound is read in-process in well under a second, however it nests."""
-    assert grade(box("1" + " " * 1000), "1", 0, pool=pool, grader="paper") is False
-    assert grade(box("1" + " " * 900), "1", 0, pool=pool, grader="paper") is True
+    assert grade(boxed("1" + " " * 1000), "1", 0, pool=pool, grader="paper") is False
+    assert grade(boxed("1" + " " * 900), "1", 0, pool=pool, grader="paper") is True
     nasty = ["\\begin{pmatrix}1&2\\\\" * 60, "\\begin{pmatrix}" * 35 + "1" + "\\end{pmatrix}" * 35,
              "\\begin{pmatrix}{" * 70, "\\frac{" * 160 + "1" + "}" * 160, "\\sqrt{" * 150 + "}" * 150, "\\pi --" * 160]
     for answer in nasty:
         started = time.monotonic()
-        assert grade(box(answer[:1000]), "\\frac{1}{2}", 0, pool=pool, grader="paper") is False
+        assert grade(boxed(answer[:1000]), "\\frac{1}{2}", 0, pool=pool, grader="paper") is False
         assert time.monotonic() - started < 0.5, answer[:40]

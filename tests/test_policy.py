@@ -15,11 +15,12 @@ from test_logprobs import random_batch
 
 from justrl_lite.checkpoint import save_checkpoint
 from justrl_lite.config import PROJECT_ROOT, JustRLConfig
-from justrl_lite.evaluate import EvaluationError
-from justrl_lite.evaluate import load_model as evaluate_load_model
-from justrl_lite.export import ExportError, export_checkpoint
-from justrl_lite.policy import compute_context, load_policy
-from justrl_lite.trainer import compute_old_logprobs, make_optimizer, make_scheduler, train, update_policy
+from justrl_lite.evaluation.engine import load_model as evaluate_load_model
+from justrl_lite.evaluation.files import EvaluationError
+from justrl_lite.logprobs import compute_old_logprobs
+from justrl_lite.policy import compute_context, load_policy, make_optimizer
+from justrl_lite.scale.export import ExportError, export_checkpoint
+from justrl_lite.trainer import make_scheduler, train, update_policy
 
 TOY_BASE = PROJECT_ROOT / "data" / "toy" / "base"
 needs_toy = pytest.mark.skipif(not (TOY_BASE / "config.json").exists(),
@@ -174,7 +175,7 @@ def test_export_and_evaluate_command_lines(tmp_path):
     optimizer = make_optimizer(model, cfg)
     ckpt = save_checkpoint(tmp_path / "run", 3, model, tokenizer, optimizer, make_scheduler(optimizer, cfg), {})
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    run = [sys.executable, "-m", "justrl_lite.export", str(ckpt), "--dtype", "bfloat16", "--out", str(tmp_path / "bf16")]
+    run = [sys.executable, "-m", "justrl_lite.scale.export", str(ckpt), "--dtype", "bfloat16", "--out", str(tmp_path / "bf16")]
     done = subprocess.run(run, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     run = [sys.executable, "-m", "justrl_lite.evaluate", "--model", str(tmp_path / "bf16"), "--benchmarks",
@@ -183,7 +184,7 @@ def test_export_and_evaluate_command_lines(tmp_path):
     done = subprocess.run(run, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "eval" / "summary.json").exists()
-    done = subprocess.run([sys.executable, "-m", "justrl_lite.export", str(tmp_path), "--out", str(tmp_path / "y")],
+    done = subprocess.run([sys.executable, "-m", "justrl_lite.scale.export", str(tmp_path), "--out", str(tmp_path / "y")],
                           capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=300)
     assert done.returncode == 2 and "no policy/ folder" in done.stderr and "Traceback" not in done.stderr
 

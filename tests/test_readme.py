@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from justrl_lite.config import ONE_GPU_REASONS, JustRLConfig, diff_table
-from justrl_lite.estimate import hardware_table
+from justrl_lite.config import JustRLConfig
+from justrl_lite.config_presets import ONE_GPU_REASONS
+from justrl_lite.config_tables import diff_table
 from justrl_lite.metrics import read_metrics
+from justrl_lite.scale.estimate import hardware_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -28,7 +30,7 @@ def _block(name: str) -> str:
 
 def test_readme_hardware_table_is_the_estimators():
     assert _block("hardware-table") == hardware_table(), (
-        "README's per-preset hardware table is stale: regenerate it from justrl_lite.estimate.hardware_table()")
+        "README's per-preset hardware table is stale: regenerate it from justrl_lite.scale.estimate.hardware_table()")
 
 
 def test_readme_one_gpu_table_is_the_generated_one():

@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from justrl_lite.rollout import HFRollout, RolloutBatch, VLLMRollout
+from justrl_lite.rollout import HFRollout, RolloutBatch
+from justrl_lite.vllm_rollout import VLLMRollout
 
 TRAINING = dict(temperature=1.0, top_p=1.0, top_k=-1)
 

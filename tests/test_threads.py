@@ -45,7 +45,8 @@ def test_apply_sets_torch_threads_on_cpu_only():
 
 
 def test_resume_may_change_cpu_threads_but_not_the_recipe(tmp_path):
-    from justrl_lite.trainer import TrainerError, _check_same_run
+    from justrl_lite.policy import TrainerError
+    from justrl_lite.trainer import _check_same_run
 
     cfg = JustRLConfig.tiny().replace(output_dir=str(tmp_path))
     cfg.save(tmp_path / "config.json")

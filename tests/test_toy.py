@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+from helpers import needs_file, read_jsonl
 
 from justrl_lite.config import PROJECT_ROOT, TRAIN_PROMPT_SUFFIX
 from justrl_lite.toy.model import build_random_model, count_parameters, tiny_qwen2_config
@@ -26,14 +27,8 @@ from justrl_lite.verifier import dapo_reward
 TOY_DIR = PROJECT_ROOT / "data" / "toy"
 BASE_DIR = TOY_DIR / "base"
 
-needs_data = pytest.mark.skipif(not (TOY_DIR / "test.jsonl").exists(),
-                                reason="no toy data: run `python -m justrl_lite.toy.make_base`")
-needs_base = pytest.mark.skipif(not (BASE_DIR / "config.json").exists(),
-                                reason="no toy base: run `python -m justrl_lite.toy.make_base`")
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+needs_data = needs_file(TOY_DIR / "test.jsonl", "toy data", "python -m justrl_lite.toy.make_base")
+needs_base = needs_file(BASE_DIR / "config.json", "toy base", "python -m justrl_lite.toy.make_base")
 
 
 @pytest.fixture(scope="module")

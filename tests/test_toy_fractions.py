@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
@@ -10,8 +9,10 @@ from fractions import Fraction
 
 import pytest
 import torch
+from helpers import needs_file, read_jsonl
 
 from justrl_lite.config import PROJECT_ROOT, TRAIN_PROMPT_SUFFIX, JustRLConfig
+from justrl_lite.grading.grade import grade_many
 from justrl_lite.toy.fractions import (
     DATA_SOURCE,
     DENOMINATORS,
@@ -30,18 +31,12 @@ from justrl_lite.toy.fractions import (
     write_splits,
 )
 from justrl_lite.toy.make_fractions_base import FRAC_SFT_NOISE, mean_token_entropy, tokenizer_corpus
-from justrl_lite.verifier import dapo_reward, grade_many
+from justrl_lite.verifier import dapo_reward
 
 FRAC_DIR = PROJECT_ROOT / "data" / "toy_frac"
 BASE_DIR = FRAC_DIR / "base"
-needs_data = pytest.mark.skipif(not (FRAC_DIR / "test.jsonl").exists(),
-                                reason="no fractions data: run `python -m justrl_lite.toy.make_fractions_base`")
-needs_base = pytest.mark.skipif(not (BASE_DIR / "config.json").exists(),
-                                reason="no fractions base: run `python -m justrl_lite.toy.make_fractions_base`")
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+needs_data = needs_file(FRAC_DIR / "test.jsonl", "fractions data", "python -m justrl_lite.toy.make_fractions_base")
+needs_base = needs_file(BASE_DIR / "config.json", "fractions base", "python -m justrl_lite.toy.make_fractions_base")
 
 
 def parse_written(text: str) -> Fraction:

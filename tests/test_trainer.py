@@ -17,18 +17,12 @@ import torch
 
 from justrl_lite.advantage import broadcast_to_tokens
 from justrl_lite.config import PROJECT_ROOT, JustRLConfig
+from justrl_lite.logprobs import compute_old_logprobs, micro_batches, sequence_logprobs
 from justrl_lite.loss import policy_loss
 from justrl_lite.metrics import read_metrics
+from justrl_lite.policy import make_optimizer
 from justrl_lite.rollout import RolloutBatch
-from justrl_lite.trainer import (
-    compute_old_logprobs,
-    make_optimizer,
-    make_scheduler,
-    micro_batches,
-    prompt_indices,
-    sequence_logprobs,
-    update_policy,
-)
+from justrl_lite.trainer import make_scheduler, prompt_indices, update_policy
 
 TOY_BASE = PROJECT_ROOT / "data" / "toy" / "base"
 
@@ -132,7 +126,7 @@ def test_global_token_mean_accumulation_equals_one_token_mean_over_the_mini_batc
     assert len(micro_batches(list(range(8)), batch.prompt_mask.sum(-1) + batch.response_mask.sum(-1), 64)) > 1
     for got, want in zip(captured["grads"], reference):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6, msg=f"seed {seed}")
-    assert all(p.grad is None for p in params)  # freed before vLLM wakes: estimate.py's rollout phase counts on it
+    assert all(p.grad is None for p in params)  # freed before vLLM wakes: scale/estimate.py's rollout phase counts on it
 
 
 # ---- end to end -----------------------------------------------------------------------------------
@@ -283,7 +277,8 @@ def test_tiny_run_beats_the_base_on_held_out_prompts(tmp_path):
 
 def test_validation_grades_with_the_configured_grader():
     """An answer 226/2 for 113: our math-verify grader accepts it, the authors' rule grader (integers strictly) not."""
-    from justrl_lite.data import EncodedPrompts, MathRow
+    from justrl_lite.data import MathRow
+    from justrl_lite.prompts import EncodedPrompts
     from justrl_lite.trainer import validate
 
     class OneAnswerEngine:

@@ -20,23 +20,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from helpers import boxed, fresh_rng
 
-from justrl_lite import grader_pool
-from justrl_lite.verifier import (
-    DAPO_INNER_WINDOW,
-    DEFAULT_POOL,
+from justrl_lite.boxed import last_boxed_only_string, remove_boxed
+from justrl_lite.grading import pool as grader_pool
+from justrl_lite.grading.grade import (
     MAX_ANSWER_CHARS,
     MAX_SYMPY_CHARS,
-    GraderPool,
-    dapo_reward,
     grade,
     grade_many,
-    last_boxed_only_string,
-    lenient_reward,
     normalize_answer,
     plain_number,
-    remove_boxed,
 )
+from justrl_lite.grading.pool import DEFAULT_POOL, GraderPool
+from justrl_lite.verifier import DAPO_INNER_WINDOW, dapo_reward, lenient_reward
 
 DATA_DIR = Path(os.environ.get("JUSTRL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "justrl_data"))
 BENCHMARK_FILES = {
@@ -58,14 +55,6 @@ SLOW_PAPER = ["9**9**9", "10**10**10", "7**7**7**7+1", "(10**100)!", "2**2**2**2
 """Answers the authors' guard lets through to ``parse_expr`` (no ``^``, at most two letters) that never finish."""
 
 
-def fresh_rng() -> tuple[random.Random, int]:
-    seed = int(os.environ.get("JUSTRL_TEST_SEED", random.SystemRandom().randrange(2**32)))
-    print(f"fuzz seed: {seed} (replay with JUSTRL_TEST_SEED={seed})")
-    return random.Random(seed), seed
-
-
-def boxed(answer: str) -> str:
-    return "\\boxed{" + answer + "}"
 
 
 # ---- data ------------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from justrl_lite.advantage import broadcast_to_tokens, grpo_advantages  # noqa: 
 from justrl_lite.config import JustRLConfig  # noqa: E402
 from justrl_lite.data import load_rows  # noqa: E402
 from justrl_lite.loss import policy_loss  # noqa: E402
-from justrl_lite.verl_engine import (  # noqa: E402
+from justrl_lite.scale.verl_launch import (  # noqa: E402
     NOT_RENDERED,
     RENAMED_SINCE_VENDORED,
     REWARD_FUNCTION_PATH,
@@ -35,7 +35,7 @@ from justrl_lite.verl_engine import (  # noqa: E402
     command_lines,
     verl_overrides,
 )
-from justrl_lite.verl_reward import compute_score  # noqa: E402
+from justrl_lite.scale.verl_reward import compute_score  # noqa: E402
 
 DAPO_FILE = "DAPO-Math-17k_dedup17917_from_MasterVito-SvS.parquet"
 

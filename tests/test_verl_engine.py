@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from authors_launcher import AUTHORS_LAUNCHER, AUTHORS_RUN_SPECIFIC
 
-from justrl_lite.config import TRAIN_PROMPT_SUFFIX, ConfigError, JustRLConfig
+from justrl_lite.config import TRAIN_PROMPT_SUFFIX, JustRLConfig
+from justrl_lite.config_checks import ConfigError
 from justrl_lite.full_run import main as full_run_main
-from justrl_lite.verl_engine import (
+from justrl_lite.scale.verl_launch import (
     NOT_IN_OVERRIDES,
     NOT_RENDERED,
     RENAMED_SINCE_VENDORED,
@@ -28,8 +29,8 @@ from justrl_lite.verl_engine import (
     stream,
     verl_overrides,
 )
-from justrl_lite.verl_metrics import read_run_metrics
-from justrl_lite.verl_reward import compute_score
+from justrl_lite.scale.verl_metrics import read_run_metrics
+from justrl_lite.scale.verl_reward import compute_score
 
 ROOT = Path(__file__).resolve().parents[1]
 DAPO_FILE = "DAPO-Math-17k_dedup17917_from_MasterVito-SvS.parquet"
@@ -158,7 +159,7 @@ def test_real_dapo_and_benchmark_rows(tmp_path):
     data_dir = Path(os.environ["JUSTRL_DATA_DIR"])
     if not (data_dir / DAPO_FILE).is_file():
         pytest.skip(f"{DAPO_FILE} not in {data_dir}")
-    from justrl_lite.verl_engine import write_verl_data
+    from justrl_lite.scale.verl_launch import write_verl_data
 
     cfg = JustRLConfig.paper().replace(train_data=str(data_dir / DAPO_FILE), val_data="AIME24,AMC23")
     train_path, val_path = write_verl_data(cfg, tmp_path)
@@ -203,11 +204,11 @@ def test_reward_training_rows_are_strict_and_validation_rows_use_the_grader():
 
 
 def test_reward_module_imports_nothing_heavy():
-    code = ("import sys, justrl_lite.verl_reward; "
+    code = ("import sys, justrl_lite.scale.verl_reward; "
             "heavy = sorted(m for m in ('torch', 'transformers', 'sympy', 'math_verify', 'numpy') if m in sys.modules); "
             "print(','.join(heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "", f"heavy modules imported by justrl_lite.verl_reward: {result.stdout}"
+    assert result.stdout.strip() == "", f"heavy modules imported by justrl_lite.scale.verl_reward: {result.stdout}"
 
 
 # ---- verl's logs -> our figures ------------------------------------------------------------------

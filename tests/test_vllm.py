@@ -20,8 +20,9 @@ import torch
 pytest.importorskip("vllm")
 
 from justrl_lite.config import PROJECT_ROOT, TRAIN_PROMPT_SUFFIX  # noqa: E402
-from justrl_lite.data import encode_prompts, load_rows  # noqa: E402
+from justrl_lite.data import load_rows  # noqa: E402
 from justrl_lite.metrics import read_metrics  # noqa: E402
+from justrl_lite.prompts import encode_prompts
 from justrl_lite.rollout import HFRollout  # noqa: E402
 from justrl_lite.vllm_rollout import VLLMRollout  # noqa: E402
 

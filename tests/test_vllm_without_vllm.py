@@ -16,8 +16,9 @@ import torch
 from justrl_lite import evaluate as ev
 from justrl_lite.config import JustRLConfig
 from justrl_lite.data import MathRow
+from justrl_lite.policy import DeviceError, check_device
 from justrl_lite.rollout import RolloutBatch, left_pad
-from justrl_lite.trainer import DeviceError, check_device, train_step
+from justrl_lite.trainer import train_step
 from justrl_lite.vllm_rollout import checked_weights, policy_weights, sampled_logprobs
 
 

@@ -42,7 +42,8 @@ import torch
 from transformers import PreTrainedTokenizerBase, Qwen2ForCausalLM
 
 from justrl_lite.config import TRAIN_PROMPT_SUFFIX
-from justrl_lite.loss import entropy_from_logits
+from justrl_lite.grading.grade import grade_many
+from justrl_lite.logprobs import entropy_from_logits
 from justrl_lite.toy.fractions import (
     DEFAULT_DIR,
     N_TEST,
@@ -71,7 +72,7 @@ from justrl_lite.toy.make_base import (
 )
 from justrl_lite.toy.model import build_random_model
 from justrl_lite.toy.tokenizer import build_tokenizer
-from justrl_lite.verifier import dapo_reward, grade_many
+from justrl_lite.verifier import dapo_reward
 
 FRAC_SFT_NOISE = FracNoise(
     path_probs=(0.50, 0.10, 0.40),

@@ -1,6 +1,6 @@
 """Reference solutions to the exercises of notebooks/06_dynamics_and_ablations.ipynb.
 
-Each function has the name and signature of the notebook's stub. `justrl_lite.exercises.exercise` swaps them in
+Each function has the name and signature of the notebook's stub. `justrl_lite.course.exercises.exercise` swaps them in
 when JUSTRL_SOLUTIONS=1 (tests/test_exercises.py does); a student never needs this file.
 """
 

@@ -1,4 +1,4 @@
-"""``python -m justrl_lite.export CHECKPOINT --dtype bfloat16 --out DIR``: a checkpoint -> a Hugging Face folder.
+"""``python -m justrl_lite.scale.export CHECKPOINT --dtype bfloat16 --out DIR``: a checkpoint -> a Hugging Face folder.
 
 A checkpoint's ``policy/`` holds the float32 master weights (or a float32 LoRA adapter), so that resume is exact
 (``policy.py``). For sharing, evaluation (``python -m justrl_lite.evaluate --model DIR``) and vLLM, this writes
@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 
-from justrl_lite.checkpoint import CheckpointError, latest_checkpoint
-from justrl_lite.config import DTYPES
-from justrl_lite.policy import TrainerError, load_model
+from justrl_lite.checkpoint import latest_checkpoint
+from justrl_lite.config_checks import DTYPES
+from justrl_lite.errors import JustRLError
+from justrl_lite.policy import load_model
 
 
-class ExportError(RuntimeError):
+class ExportError(JustRLError, RuntimeError):
     """The checkpoint or the output folder cannot be used; the message says what to pass."""
 
 
@@ -63,7 +64,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: str = "bfl
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m justrl_lite.export", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m justrl_lite.scale.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a checkpoints/step_* folder, or a run's output_dir (its latest checkpoint)")
     p.add_argument("--out", required=True, help="folder to write (model + tokenizer)")
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         out = export_checkpoint(args.checkpoint, args.out, args.dtype)
-    except (ExportError, TrainerError, CheckpointError) as e:
+    except JustRLError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out} ({args.dtype}); evaluate it with `python -m justrl_lite.evaluate --model {out} ...`")

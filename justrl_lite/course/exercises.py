@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 
 from justrl_lite.config import PROJECT_ROOT
+from justrl_lite.errors import JustRLError
 
 SOLUTIONS_ENV = "JUSTRL_SOLUTIONS"
 """Set to 1 to replace every exercise stub by its reference solution."""
@@ -38,7 +39,7 @@ SOLUTIONS_DIR = PROJECT_ROOT / "notebooks" / "solutions"
 PASSED, NOT_SOLVED = "passed", "not solved yet"
 
 
-class ExerciseError(RuntimeError):
+class ExerciseError(JustRLError, RuntimeError):
     """A reference solution is missing: the solutions file or the function in it."""
 
 

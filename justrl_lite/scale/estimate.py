@@ -254,7 +254,7 @@ class TimeEstimate:
 
 def val_prompts(cfg: JustRLConfig) -> int | None:
     """Held-out prompts per validation: benchmark sizes from ``data.BENCHMARKS``, JSONL lines; None if unknown."""
-    from justrl_lite.data import find_benchmark
+    from justrl_lite.benchmarks import find_benchmark
 
     total = 0
     for part in (p.strip() for p in cfg.val_data.split(",") if p.strip()):
@@ -298,7 +298,7 @@ def estimate_table(cfg: JustRLConfig, gpus: int, gpu_memory_gb: float, a: Assump
     shape, source = (shape, "given") if shape else model_shape(cfg.model_name_or_path)
     m, t = memory_estimate(cfg, shape, gpus, gpu_memory_gb, a), time_estimate(cfg, shape, gpus, a)
     lines = [f"Model: {shape.parameters:,} parameters (shape: {source}). Hardware: {gpus} x "
-             f"{gpu_memory_gb:g} GB GPUs. Formulas: `justrl_lite/estimate.py`.", "",
+             f"{gpu_memory_gb:g} GB GPUs. Formulas: `justrl_lite/scale/estimate.py`.", "",
              "| per GPU | rollout (vLLM awake) | training (vLLM asleep) |", "|---|---|---|"]
     lines += [f"| {name} | {_gb(r) if r else '-'} | {_gb(tr) if tr else '-'} |" for name, (r, tr) in m.rows.items()]
     lines.append(f"| **total** of {_gb(m.gpu_memory)} | **{_gb(m.rollout)}** | **{_gb(m.training)}** |")
@@ -329,7 +329,7 @@ README_ROWS: tuple[tuple[str, int], ...] = (("paper", 32), ("paper", 1), ("one_g
 def hardware_table(rows: tuple[tuple[str, int], ...] = README_ROWS, gpu_memory_gb: float = PAPER_HARDWARE[1],
                    a: Assumptions = Assumptions()) -> str:
     """Markdown table per (preset, GPUs): memory per GPU in each phase, fits, time per step and run, the command."""
-    from justrl_lite.config import PRESETS
+    from justrl_lite.config_presets import PRESETS
 
     out = ["| preset | what it is for | GPUs | memory per GPU: rollout / training | time per step | whole run | command |",
            "|---|---|---|---|---|---|---|"]

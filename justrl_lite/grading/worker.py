@@ -1,4 +1,4 @@
-"""What runs inside a grader worker subprocess (``grader_pool.py`` starts, times and kills them).
+"""What runs inside a grader worker subprocess (``grading/pool.py`` starts, times and kills them).
 
     one JSON job per stdin line  ->  run_job(job)  ->  one JSON answer {"equal": bool} per line
 

@@ -18,17 +18,24 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from justrl_lite.benchmarks import find_benchmark
-from justrl_lite.eval_files import (
+from justrl_lite.config_checks import GRADERS
+from justrl_lite.evaluation.files import (
     GRADABLE_FIELDS,
     RESULTS_SUFFIX,
     EvaluationError,
     read_results,
     write_records,
 )
-from justrl_lite.grader_pool import DEFAULT_TIMEOUT, GraderPool
-from justrl_lite.grading import EVAL_GRADER, GRADERS, grade_many
-from justrl_lite.judge import JudgeFn, apply_judge, choose_judge
-from justrl_lite.scores import GRADER_FIELDS, build_summary, check_grading, summarize_records, write_summary
+from justrl_lite.evaluation.judge import JudgeFn, apply_judge, choose_judge
+from justrl_lite.evaluation.scores import (
+    GRADER_FIELDS,
+    build_summary,
+    check_grading,
+    summarize_records,
+    write_summary,
+)
+from justrl_lite.grading.grade import EVAL_GRADER, grade_many
+from justrl_lite.grading.pool import DEFAULT_TIMEOUT, GraderPool
 
 GRADE_CHUNK = 256
 """Samples graded per call (the progress bar moves per chunk)."""

@@ -12,7 +12,7 @@ Choices:
 from __future__ import annotations
 
 from justrl_lite.config import resolve_path
-from justrl_lite.eval_files import EvaluationError
+from justrl_lite.evaluation.files import EvaluationError
 
 HF_BATCH_SIZE = 8
 """Prompts per transformers ``generate`` call by default (vLLM: all of a seed at once)."""

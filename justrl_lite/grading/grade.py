@@ -1,7 +1,7 @@
 """Evaluation graders: is the final answer of a response equal to the ground truth? Two graders, by name.
 
-``grader="paper"``: the authors' rule grader (``paper_grader.py``; thunlp/JustRL ``grade_answer_verl``), the one
-the paper's numbers came from (with the CompassVerifier judge for what it rejects, ``judge.py``).
+``grader="paper"``: the authors' rule grader (``grading/paper_grader.py``; thunlp/JustRL ``grade_answer_verl``), the one
+the paper's numbers came from (with the CompassVerifier judge for what it rejects, ``evaluation/judge.py``).
 
 ``grader="math-verify"``: our lenient grader, also the lenient ablation reward's (``verifier.lenient_reward``)
 and, by default, in-training validation's (the authors' validation on AIME24/25 and AMC23 used math-verify):
@@ -32,11 +32,9 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from justrl_lite.boxed import last_boxed_only_string, remove_boxed, unbox_ground_truth
-from justrl_lite.grader_pool import DEFAULT_POOL, DEFAULT_TIMEOUT, GraderPool
-from justrl_lite.paper_grader import paper_rule_stage
-
-GRADERS = ("paper", "math-verify")
-"""``paper``: the authors' rule grader; ``math-verify``: our normaliser, a numeric tolerance, then math-verify."""
+from justrl_lite.config_checks import GRADERS
+from justrl_lite.grading.paper_grader import paper_rule_stage
+from justrl_lite.grading.pool import DEFAULT_POOL, DEFAULT_TIMEOUT, GraderPool
 
 DEFAULT_GRADER = "math-verify"
 """The grader of ``grade``/``grade_many`` when none is named (the lenient reward's; validation's by default)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 
 from justrl_lite.boxed import paper_boxed_answer
-from justrl_lite.latex_text import latex_to_text
+from justrl_lite.grading.latex_text import latex_to_text
 
 # ---- Hendrycks' MATH normalisation (the "mathd" string match) ------------------------------------------------
 

@@ -4,7 +4,7 @@ verl's reward manager decodes each response (special tokens skipped) and calls
 
     compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=..., **reward_kwargs)
 
-The bridge (``justrl_lite.verl_engine``) points verl at ``pkg://justrl_lite.verl_reward`` / ``compute_score``
+The bridge (``justrl_lite.scale.verl_launch``) points verl at ``pkg://justrl_lite.scale.verl_reward`` / ``compute_score``
 and writes ``extra_info.split`` into every parquet row, so one function serves both splits:
   1. training rows (``split`` = ``train``): ``score`` = the strict DAPO box reward, +1/-1 (``dapo_reward``;
      ``verifier="lenient"`` swaps in the ablation's lenient verifier);
@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from justrl_lite.verifier import dapo_reward, grade, lenient_reward
+from justrl_lite.grading.grade import grade
+from justrl_lite.verifier import dapo_reward, lenient_reward
 
 VALIDATION_SPLIT = "test"
 VERIFIERS = ("dapo", "lenient")

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from justrl_lite.config import EVAL_PROMPT_SUFFIX
-from justrl_lite.eval_files import EvaluationError
+from justrl_lite.evaluation.files import EvaluationError
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from justrl_lite.benchmarks import BENCHMARKS, COMPARE_CHOICES, PAPER_RESULTS
-from justrl_lite.eval_files import EvaluationError
-from justrl_lite.grading import check_grader
+from justrl_lite.evaluation.files import EvaluationError
+from justrl_lite.grading.grade import check_grader
 
 GRADER_FIELDS = {"paper": "paper_correct", "math-verify": "math_verify_correct"}
 """Per-sample field holding each rule grader's verdict (written by a regrade)."""

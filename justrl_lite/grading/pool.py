@@ -3,7 +3,7 @@
     verdict = worker(job)   if it answers within ``timeout`` seconds
               False         if it overruns (the worker is killed and replaced), crashes, or cannot start
 
-Two kinds of job, one per grader (``grading.py``):
+Two kinds of job, one per grader (``grading/grade.py``):
   1. ``math-verify``: math-verify's ``verify(parse(\\boxed{gold}), parse(\\boxed{pred}))``, LaTeX extraction
      only (its plain-expression extractor goes through SymPy's ``eval``-based ``parse_expr``).
   2. ``paper``: the authors' rule grader's last step (thunlp/JustRL ``evals/utils.py``): ``parse_expr`` of
@@ -13,7 +13,7 @@ Two kinds of job, one per grader (``grading.py``):
      a time limit, a memory cap, a separate process.
 math-verify's own timeouts use ``signal.alarm``, which works only in a main thread, so they are switched off
 and the bound is enforced from outside; it therefore holds in threads and in (daemonic) worker processes alike.
-This module imports neither torch nor SymPy; only the worker subprocess does (``grader_worker.py``, the code that
+This module imports neither torch nor SymPy; only the worker subprocess does (``grading/worker.py``, the code that
 runs inside it).
 """
 
@@ -42,7 +42,7 @@ WORKER_START_TIMEOUT = 60.0
 def _worker_command() -> list[str]:
     project_root = str(Path(__file__).resolve().parents[1])
     code = ("import sys; sys.path[0:1] = [" + repr(project_root) + "]; "
-            "from justrl_lite.grader_worker import serve_worker; serve_worker()")
+            "from justrl_lite.grading.worker import serve_worker; serve_worker()")
     return [sys.executable, "-c", code]
 
 

@@ -8,7 +8,7 @@ verl 0.9.1 logs the same quantities under its own names; ``read_run_metrics`` ac
 and returns one row per step, ``{"step": s, <justrl key>: value, ...}``, keeping verl's own keys beside ours.
 
 Validation: verl logs ``val-core/<benchmark>/acc/mean@<n>`` (pass@1 averaged over n samples, graded by
-``justrl_lite.verl_reward``) per benchmark; ``val/pass@1`` is their plain mean over benchmarks (the native
+``justrl_lite.scale.verl_reward``) per benchmark; ``val/pass@1`` is their plain mean over benchmarks (the native
 trainer pools all held-out prompts, so the two differ when benchmarks differ in size).
 """
 

@@ -6,7 +6,7 @@
 This module is a bridge, not a trainer. It (1) writes the training and validation rows as verl parquet files
 (chat-message ``prompt`` with the paper's suffix already in the user message, ``data_source``,
 ``reward_model.ground_truth``, ``extra_info``), (2) renders ``python -m verl.trainer.main_ppo`` with one Hydra
-override per recipe field (``verl_overrides``), pointing verl's custom reward at ``justrl_lite.verl_reward``,
+override per recipe field (``verl_overrides``), pointing verl's custom reward at ``justrl_lite.scale.verl_reward``,
 and (3) prints where verl 0.9.1 departs from the vendored verl the paper ran (``known_differences``).
 A multi-node run needs a Ray cluster started by hand first (docs/multi_gpu.md); verl joins it through
 ``RAY_ADDRESS``. With the paper preset and 4 x 8 GPUs every override equals the authors' launcher
@@ -28,10 +28,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from justrl_lite.config import ConfigError, JustRLConfig, resolve_path
+from justrl_lite.config import JustRLConfig, resolve_path
+from justrl_lite.config_checks import ConfigError
 
 VERL_VERSION = "0.9.1"
-REWARD_FUNCTION_PATH = "pkg://justrl_lite.verl_reward"
+REWARD_FUNCTION_PATH = "pkg://justrl_lite.scale.verl_reward"
 """verl loads ``pkg://`` paths with ``importlib``: justrl_lite must be installed beside verl on every node."""
 PROJECT_NAME = "justrl"
 TRAIN_SPLIT, VALIDATION_SPLIT = "train", "test"
@@ -212,7 +213,7 @@ def launch_env(output_dir: str) -> dict[str, str]:
 
 def render_script(argv: list[str], env: dict[str, str], notes: list[str], after: list[str]) -> str:
     """A bash script: the known differences as comments, then the command with one override per line."""
-    lines = ["#!/usr/bin/env bash", f"# JustRLConfig -> verl {VERL_VERSION}, rendered by justrl_lite.verl_engine.",
+    lines = ["#!/usr/bin/env bash", f"# JustRLConfig -> verl {VERL_VERSION}, rendered by justrl_lite.scale.verl_launch.",
              "# Multi-node: start the Ray cluster first and export RAY_ADDRESS (docs/multi_gpu.md).",
              "# Known differences from the vendored verl the paper ran:"]
     lines += [f"#   - {n}" for n in notes]

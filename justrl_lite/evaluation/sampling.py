@@ -1,7 +1,7 @@
 """The samples of the evaluation protocol: which problems, which seeds, how they are drawn and graded, appended.
 
     sample j of problem p = one response to p's prompt drawn with seed ``base_seed + j`` (j < N of avg@N),
-                            graded at once and appended to ``<benchmark>.jsonl`` (``eval_files.py``)
+                            graded at once and appended to ``<benchmark>.jsonl`` (``evaluation/files.py``)
 
 ``resolve_benchmarks`` turns ``--benchmarks`` ("all", names, local files) into sources with their N;
 ``generate_benchmark`` draws every (problem, seed) missing from a results file, so an interrupted run resumes
@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 from justrl_lite.benchmarks import BENCHMARKS, find_benchmark
 from justrl_lite.config import EVAL_PROMPT_SUFFIX, resolve_path
 from justrl_lite.data import MathRow
-from justrl_lite.eval_files import EvaluationError, append_records, missing_samples, result_record
-from justrl_lite.grader_pool import DEFAULT_TIMEOUT, GraderPool
-from justrl_lite.grading import EVAL_GRADER, grade_many
+from justrl_lite.evaluation.files import EvaluationError, append_records, missing_samples, result_record
+from justrl_lite.grading.grade import EVAL_GRADER, grade_many
+from justrl_lite.grading.pool import DEFAULT_TIMEOUT, GraderPool
 from justrl_lite.prompts import build_messages, encode_prompts
 
 # ---- the protocol's numbers -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from justrl_lite.data import MathRow
+from justrl_lite.errors import JustRLError
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ GRADABLE_FIELDS = ("example_id", "answer", "response")
 """Fields a line must have to be regraded (the authors' files also have ``prompt`` and ``seed``)."""
 
 
-class EvaluationError(ValueError):
+class EvaluationError(JustRLError, ValueError):
     """A problem the user can fix (benchmark, model path, results file, device); the message says how."""
 
 
