@@ -35,6 +35,7 @@ import torch
 import justrl_lite.decode as decode
 import justrl_lite.trainer as trainer
 from justrl_lite.config import JustRLConfig
+from justrl_lite.logprobs import compute_old_logprobs
 from justrl_lite.policy import load_policy, make_optimizer
 from justrl_lite.rollout import HFRollout
 from justrl_lite.trainer import load_prompts, make_scheduler, seed_everything, train_step
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = JustRLConfig.tiny().replace(seed=args.seed, total_steps=args.steps)
     runs = {v: make_run(cfg, *VARIANTS[v]) for v in names}
     clock = CPUClock()
-    trainer.compute_old_logprobs = clock.wrap("old_logprob", trainer.compute_old_logprobs)
+    trainer.compute_old_logprobs = clock.wrap("old_logprob", compute_old_logprobs)
     trainer.update_policy = clock.wrap("update", trainer.update_policy)
     for v in names:
         runs[v][3].generate = clock.wrap("rollout", runs[v][3].generate)

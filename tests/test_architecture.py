@@ -104,16 +104,40 @@ def second_addresses(tree: ast.AST, sources: dict[str, ast.Module], where: str) 
     return bad
 
 
+def module_aliases(tree: ast.AST, sources: dict[str, ast.Module]) -> dict[str, str]:
+    """Local names bound to a package module: ``import justrl_lite.evaluate as ev``, ``from justrl_lite import x``."""
+    out = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            out |= {a.asname: a.name for a in n.names if a.asname and a.name in sources}
+        elif isinstance(n, ast.ImportFrom) and n.level == 0 and n.module:
+            out |= {a.asname or a.name: f"{n.module}.{a.name}" for a in n.names if f"{n.module}.{a.name}" in sources}
+    return out
+
+
+def second_addresses_through_modules(tree: ast.AST, sources: dict[str, ast.Module], where: str) -> list[str]:
+    """``ev.NAME`` read where ``ev`` is a package module that does not define ``NAME`` (reached through an import).
+
+    Assigning to such an attribute (a benchmark or test patching a function where it is used) is not a read."""
+    aliases = module_aliases(tree, sources)
+    bad = []
+    for n in ast.walk(tree):
+        if (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases
+                and isinstance(n.ctx, ast.Load) and not n.attr.startswith("__")):  # patching where used is fine
+            module = aliases[n.value.id]
+            if f"{module}.{n.attr}" not in sources and n.attr not in defined_names(sources[module]):
+                bad.append(f"{where}: `{n.value.id}.{n.attr}`: {module} does not define it")
+    return sorted(set(bad))
+
+
 def code_sources(root: Path = ROOT) -> dict[str, str]:
     """Every Python source that imports the package: package, tests, benchmarks, notebook solutions and cells."""
     out = {str(p.relative_to(root)): p.read_text()
            for d in ("justrl_lite", "tests", "benchmarks", "notebooks") for p in sorted((root / d).rglob("*.py"))}
-    for nb in sorted((root / "notebooks").glob("*.ipynb")):
-        for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
-            if cell["cell_type"] == "code":
-                text = "".join(cell["source"])
-                lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith(("%", "!"))]
-                out[f"{nb.relative_to(root)} cell {i}"] = "\n".join(lines)
+    for nb in sorted((root / "notebooks").glob("*.ipynb")):  # one source per notebook: names cross cells
+        cells = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        lines = [ln for text in cells for ln in text.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        out[str(nb.relative_to(root))] = "\n".join(lines)
     return out
 
 
@@ -134,8 +158,8 @@ def test_at_most_30_top_level_modules():
 
 def test_every_import_names_the_defining_module():
     sources = package_sources()
-    bad = [line for where, text in code_sources().items()
-           for line in second_addresses(ast.parse(text), sources, where)]
+    bad = [line for where, text in code_sources().items() for tree in [ast.parse(text)]
+           for line in second_addresses(tree, sources, where) + second_addresses_through_modules(tree, sources, where)]
     assert not bad, "import these from the module that defines them:\n" + "\n".join(bad)
 
 
@@ -149,3 +173,5 @@ def test_the_checks_catch_a_cycle_a_reexport_and_a_type_only_import():
     reexport = ast.parse("from justrl_lite.a import g\nfrom justrl_lite.a import f\n")
     assert second_addresses(reexport, sources, "x") == ["x: `from justrl_lite.a import g`: justrl_lite.a does not "
                                                          "define it"]
+    through = ast.parse("import justrl_lite.a as m\nm.f()\nm.g()\n")
+    assert second_addresses_through_modules(through, sources, "y") == ["y: `m.g`: justrl_lite.a does not define it"]

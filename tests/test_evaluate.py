@@ -17,8 +17,18 @@ import pytest
 import torch
 
 from justrl_lite import evaluate as ev
-from justrl_lite.benchmarks import BENCHMARKS
+from justrl_lite.benchmarks import BENCHMARKS, COMPARE_CHOICES, PAPER_RESULTS
 from justrl_lite.config import EVAL_PROMPT_SUFFIX, PROJECT_ROOT
+from justrl_lite.evaluation.files import GENERATED_FIELDS, EvaluationError, read_results
+from justrl_lite.evaluation.judge import (
+    CompassVerifierJudge,
+    build_judge_prompt,
+    judge_unavailable_reason,
+    judge_verdict,
+)
+from justrl_lite.evaluation.regrade import regrade
+from justrl_lite.evaluation.sampling import OTHER_SOURCE_N_SAMPLES, resolve_benchmarks, sample_seeds
+from justrl_lite.evaluation.scores import build_summary, summarize_records, summary_markdown
 from justrl_lite.rollout import HFRollout, RolloutBatch
 
 PAPER_ORDER = ["AIME24", "AIME25", "AMC23", "MATH-500", "Minerva", "OlympiadBench", "HMMT25", "BRUMO25",
@@ -145,11 +155,11 @@ def toy_rows(path: Path, limit: int) -> list[dict]:
 # ---- the paper's numbers and the benchmark list ---------------------------------------------------------
 
 def test_paper_results_are_in_column_order_and_average_to_the_reported_avg():
-    for name, entry in ev.PAPER_RESULTS.items():
+    for name, entry in PAPER_RESULTS.items():
         assert list(entry["scores"]) == PAPER_ORDER, name
         mean = sum(entry["scores"].values()) / 9
         assert abs(mean - entry["avg"]) < 0.006, (name, mean, entry["avg"])  # the paper rounds to 2 decimals
-    assert set(ev.PAPER_RESULTS) == set(ev.COMPARE_CHOICES)
+    assert set(PAPER_RESULTS) == set(COMPARE_CHOICES)
 
 
 # PAPER_RESULTS against docs/recipe.md ("Reported results"), row by row: tests/test_docs.py,
@@ -157,24 +167,24 @@ def test_paper_results_are_in_column_order_and_average_to_the_reported_avg():
 
 
 def test_resolve_benchmarks_all_names_files_and_errors(toy_split):
-    every = ev.resolve_benchmarks("all")
+    every = resolve_benchmarks("all")
     assert [s.name for s in every] == PAPER_ORDER
     assert {s.name: s.n_samples for s in every} == PAPER_N
-    picked = ev.resolve_benchmarks("aime24, olympiad-bench,math500", n_samples=2)
+    picked = resolve_benchmarks("aime24, olympiad-bench,math500", n_samples=2)
     assert [(s.name, s.n_samples) for s in picked] == [("AIME24", 2), ("OlympiadBench", 2), ("MATH-500", 2)]
-    (toy,) = ev.resolve_benchmarks([str(toy_split)])
-    assert toy.n_samples == ev.OTHER_SOURCE_N_SAMPLES and toy.name == f"{toy_split.parent.name}-test"
-    (named,) = ev.resolve_benchmarks(f"toy={toy_split}")
+    (toy,) = resolve_benchmarks([str(toy_split)])
+    assert toy.n_samples == OTHER_SOURCE_N_SAMPLES and toy.name == f"{toy_split.parent.name}-test"
+    (named,) = resolve_benchmarks(f"toy={toy_split}")
     assert named.name == "toy" and Path(named.source) == toy_split
-    with pytest.raises(ev.EvaluationError, match=r"unknown benchmark 'AIME23'.*AIME24"):
-        ev.resolve_benchmarks("AIME24,AIME23")
-    with pytest.raises(ev.EvaluationError, match="repeat"):
-        ev.resolve_benchmarks(f"a={toy_split},a={toy_split}")
+    with pytest.raises(EvaluationError, match=r"unknown benchmark 'AIME23'.*AIME24"):
+        resolve_benchmarks("AIME24,AIME23")
+    with pytest.raises(EvaluationError, match="repeat"):
+        resolve_benchmarks(f"a={toy_split},a={toy_split}")
 
 
 def test_seeds_are_base_plus_sample_index():
-    assert ev.sample_seeds(0, 4) == [0, 1, 2, 3]
-    assert ev.sample_seeds(100, 3) == [100, 101, 102]
+    assert sample_seeds(0, 4) == [0, 1, 2, 3]
+    assert sample_seeds(100, 3) == [100, 101, 102]
 
 
 # ---- generation: files, seeds, grading, summary (scripted engine: known answers) ------------------------
@@ -241,7 +251,7 @@ def test_scripted_engine_files_and_summary(policy, toy_split, tmp_path):
     assert avg_at_n(read_jsonl(out / "toy.jsonl")) == pytest.approx(expected4)
 
     # other sampling settings must not mix with the samples on disk
-    with pytest.raises(ev.EvaluationError, match="temperature=0.7.*temperature=1.0"):
+    with pytest.raises(EvaluationError, match="temperature=0.7.*temperature=1.0"):
         ev.evaluate("scripted", tokenizer, f"toy={toy_split}", out, n_samples=3, base_seed=10, limit=7,
                     temperature=1.0, engine=ScriptedEngine(lookup), **QUIET)
 
@@ -276,11 +286,11 @@ def test_summary_averages_per_problem_first():
     # problem 0: 1 of 1 right, problem 1: 1 of 3 right -> avg@N = (1 + 1/3) / 2, not 2 / 4
     records = [{"example_id": 0, "seed": 0, "correct": True}] + [
         {"example_id": 1, "seed": s, "correct": s == 0} for s in range(3)]
-    s = ev.summarize_records(records)
+    s = summarize_records(records)
     assert s["pass@1"] == pytest.approx(100.0 * (1 + 1 / 3) / 2)
     assert (s["problems"], s["samples"], s["samples_per_problem"], s["complete"]) == (2, 4, 3, False)
     assert (s["solved_by_all"], s["solved_by_none"]) == (1, 0)
-    md = ev.summary_markdown(ev.build_summary({"AIME25": s, "AIME24": s}, model="m"))
+    md = summary_markdown(build_summary({"AIME25": s, "AIME24": s}, model="m"))
     assert md.splitlines()[0] == "| model | grading | AIME24 (@3) | AIME25 (@3) | avg |"  # the paper's order
     assert "| AIME24 | 2 | 3 (incomplete) | 66.67 |" in md
 
@@ -354,21 +364,21 @@ def test_read_results_tolerates_only_a_truncated_last_line(tmp_path):
             for i in range(2)]
     path = tmp_path / "x.jsonl"
     path.write_text("".join(good) + '{"example_id": 2, "se')
-    kept = ev.read_results(path, required=ev.GENERATED_FIELDS, repair=True)
+    kept = read_results(path, required=GENERATED_FIELDS, repair=True)
     assert [r["example_id"] for r in kept] == [0, 1]
     assert path.read_text() == "".join(good)  # the broken tail is cut, so appends start on a fresh line
 
     path.write_text("".join(good).rstrip("\n"))  # a complete last line that lost only its newline
-    assert len(ev.read_results(path, required=ev.GENERATED_FIELDS, repair=True)) == 2
+    assert len(read_results(path, required=GENERATED_FIELDS, repair=True)) == 2
     assert path.read_text() == "".join(good)
 
     path.write_text(good[0] + "not json\n" + good[1])
-    with pytest.raises(ev.EvaluationError, match=r"x.jsonl, line 2: not valid JSON.*delete that line"):
-        ev.read_results(path, required=ev.GENERATED_FIELDS, repair=True)
+    with pytest.raises(EvaluationError, match=r"x.jsonl, line 2: not valid JSON.*delete that line"):
+        read_results(path, required=GENERATED_FIELDS, repair=True)
     path.write_text(good[0] + json.dumps({"example_id": 1}) + "\n")
     missing = r"line 2: missing field\(s\) \['seed', 'response', 'correct'\]"
-    with pytest.raises(ev.EvaluationError, match=missing):
-        ev.read_results(path, required=ev.GENERATED_FIELDS, repair=True)
+    with pytest.raises(EvaluationError, match=missing):
+        read_results(path, required=GENERATED_FIELDS, repair=True)
 
 
 # ---- regrading, including the authors' released format --------------------------------------------------
@@ -417,7 +427,7 @@ def authors_dir(tmp_path) -> Path:
 
 def test_regrade_authors_format(authors_dir, tmp_path):
     before = {f.name: f.read_bytes() for f in authors_dir.iterdir()}
-    summary = ev.regrade(authors_dir, tmp_path / "regraded", compare="paper-deepseek", **QUIET)
+    summary = regrade(authors_dir, tmp_path / "regraded", compare="paper-deepseek", **QUIET)
     after = {f.name: f.read_bytes() for f in authors_dir.iterdir() if f.is_file()}
     assert after == before  # the sources are untouched
     assert list(summary["benchmarks"]) == ["AIME24", "MATH-500"]  # the paper's order, names from file names
@@ -442,7 +452,7 @@ def test_regrade_our_own_files_gives_the_same_scores(policy, toy_split, tmp_path
     lookup = scripted_lookup(tokenizer, rows)
     first = ev.evaluate("scripted", tokenizer, f"toy={toy_split}", tmp_path / "run", n_samples=4, limit=5,
                         engine=ScriptedEngine(lookup), **QUIET)
-    again = ev.regrade(tmp_path / "run", **QUIET)  # default output: <dir>/regraded
+    again = regrade(tmp_path / "run", **QUIET)  # default output: <dir>/regraded
     assert again["benchmarks"]["toy"]["pass@1"] == pytest.approx(first["benchmarks"]["toy"]["pass@1"])
     regraded = read_jsonl(tmp_path / "run" / "regraded" / "toy.jsonl")
     # the same lines, each now also holding both rule graders' verdicts (equal on these integer answers)
@@ -451,11 +461,11 @@ def test_regrade_our_own_files_gives_the_same_scores(policy, toy_split, tmp_path
 
 
 def test_regrade_errors(tmp_path):
-    with pytest.raises(ev.EvaluationError, match="no \\*.jsonl results files"):
-        ev.regrade(tmp_path, **QUIET)
+    with pytest.raises(EvaluationError, match="no \\*.jsonl results files"):
+        regrade(tmp_path, **QUIET)
     (tmp_path / "AIME24.jsonl").write_text(json.dumps({"example_id": 0, "response": "x"}) + "\n")
-    with pytest.raises(ev.EvaluationError, match=r"missing field\(s\) \['answer'\]"):
-        ev.regrade(tmp_path, **QUIET)
+    with pytest.raises(EvaluationError, match=r"missing field\(s\) \['answer'\]"):
+        regrade(tmp_path, **QUIET)
 
 
 # ---- the judge (opt-in) ---------------------------------------------------------------------------------
@@ -467,8 +477,8 @@ def test_judge_is_asked_only_about_rejected_samples_and_can_only_raise(authors_d
         asked.extend(items)
         return [True] * len(items)
 
-    rule = ev.regrade(authors_dir, tmp_path / "rule", **QUIET)
-    judged = ev.regrade(authors_dir, tmp_path / "judged", judge=says_yes, **QUIET)
+    rule = regrade(authors_dir, tmp_path / "rule", **QUIET)
+    judged = regrade(authors_dir, tmp_path / "judged", judge=says_yes, **QUIET)
     rejected = [("", a, resp) for rows in (AUTHORS_AIME, AUTHORS_MATH) for i, a, resp, ok in rows if not ok]
     # as the authors: an empty question, the answer as stored (AIME24 boxed), the whole response
     assert sorted(asked) == sorted(rejected)
@@ -483,7 +493,7 @@ def test_judge_is_asked_only_about_rejected_samples_and_can_only_raise(authors_d
     def says_no(items):
         return [False] * len(items)
 
-    strict = ev.regrade(authors_dir, tmp_path / "strict", judge=says_no, **QUIET)
+    strict = regrade(authors_dir, tmp_path / "strict", judge=says_no, **QUIET)
     for name in ("AIME24", "MATH-500"):
         assert strict["benchmarks"][name]["pass@1"] == pytest.approx(rule["benchmarks"][name]["pass@1"])
 
@@ -546,14 +556,14 @@ def test_the_policy_engine_sleeps_before_the_judge_runs(policy, toy_split, tmp_p
 
 
 def test_judge_prompt_and_verdict_rule():
-    prompt = ev.build_judge_prompt("What is 2+2?", "4", "It is \\boxed{4}.")
+    prompt = build_judge_prompt("What is 2+2?", "4", "It is \\boxed{4}.")
     for block in ("<Original Question Begin>:\nWhat is 2+2?\n<Original Question End>",
                   "<Standard Answer Begin>:\n4\n<Standard Answer End>",
                   "<Candidate's Answer Begin>: \nIt is \\boxed{4}.\n<Candidate's Answer End>", "A: CORRECT \n",
                   "If the prediction is given with \\boxed{}, please ignore the \\boxed{}"):
         assert block in prompt
-    assert ev.judge_verdict("A") and ev.judge_verdict(" A\n")
-    assert not ev.judge_verdict("B") and not ev.judge_verdict("A: CORRECT") and not ev.judge_verdict("")
+    assert judge_verdict("A") and judge_verdict(" A\n")
+    assert not judge_verdict("B") and not judge_verdict("A: CORRECT") and not judge_verdict("")
 
 
 class FakeChatTokenizer:
@@ -571,31 +581,31 @@ def test_compass_verifier_judge_with_an_injected_model(authors_dir, tmp_path):
         seen.extend(prompts)
         return [" A\n" if "240" in p else "B" for p in prompts]
 
-    judge = ev.CompassVerifierJudge(generate=generate, tokenizer=FakeChatTokenizer())
-    summary = ev.regrade(authors_dir, tmp_path / "judged", judge=judge, **QUIET)
+    judge = CompassVerifierJudge(generate=generate, tokenizer=FakeChatTokenizer())
+    summary = regrade(authors_dir, tmp_path / "judged", judge=judge, **QUIET)
     rejected = [(a, resp) for rows in (AUTHORS_AIME, AUTHORS_MATH) for _, a, resp, ok in rows if not ok]
     assert len(seen) == len(rejected)
     for prompt in seen:
         assert prompt.startswith("<user>\nPlease as a grading expert") and prompt.endswith(
             "Judging the correctness of the candidate's answer:\n<assistant>")
-    assert sorted(seen) == sorted("<user>" + ev.build_judge_prompt("", a, resp) + "<assistant>" for a, resp in rejected)
+    assert sorted(seen) == sorted("<user>" + build_judge_prompt("", a, resp) + "<assistant>" for a, resp in rejected)
     graded = read_jsonl(tmp_path / "judged" / "aime24_t0.7_p0.9_n32-MNT31744.jsonl")
     assert [r["judge_correct"] for r in graded] == [None if ok else "240" in resp for _, _, resp, ok in AUTHORS_AIME]
     assert summary["judge"] and summary["grading"] == "rule + judge (paper grader, CompassVerifier-3B)"
     md = (tmp_path / "judged" / "summary.md").read_text()
     assert "| rule-only (paper grader) |" in md and "| rule + judge (paper grader, CompassVerifier-3B) |" in md
     with pytest.raises(ValueError, match="needs the judge's tokenizer"):
-        ev.CompassVerifierJudge(generate=generate)
+        CompassVerifierJudge(generate=generate)
 
 
 def test_judge_auto_is_off_without_a_gpu_and_on_fails_in_one_message(authors_dir, tmp_path, caplog):
-    if ev.judge_unavailable_reason() is None:
+    if judge_unavailable_reason() is None:
         pytest.skip("a CUDA GPU with vLLM is here: auto would load the real judge")
-    summary = ev.regrade(authors_dir, tmp_path / "auto", compare="paper-deepseek", **QUIET)  # judge="auto"
+    summary = regrade(authors_dir, tmp_path / "auto", compare="paper-deepseek", **QUIET)  # judge="auto"
     assert not summary["judge"] and "rule-only" in summary["grading"]
     assert "rule-only scores beside the paper's judge-assisted ones" in caplog.text
-    with pytest.raises(ev.EvaluationError, match="drop --judge"):
-        ev.regrade(authors_dir, tmp_path / "on", judge="on", **QUIET)
+    with pytest.raises(EvaluationError, match="drop --judge"):
+        regrade(authors_dir, tmp_path / "on", judge="on", **QUIET)
 
 
 AUTHORS_AMC = [  # (example_id, answer as stored, response, paper grader, our math-verify grader)
@@ -613,7 +623,7 @@ def test_regrade_reports_both_graders_and_their_disagreements(tmp_path):
     src.mkdir()
     write_authors_file(src / "amc23_t0.7_p0.9_n32-MNT31744.jsonl", [r[:4] for r in AUTHORS_AMC])
     write_authors_file(src / "aime24_t0.7_p0.9_n32-MNT31744.jsonl", AUTHORS_AIME)
-    summary = ev.regrade(src, tmp_path / "paper", compare="paper-deepseek", judge="off", **QUIET)
+    summary = regrade(src, tmp_path / "paper", compare="paper-deepseek", judge="off", **QUIET)
     amc = summary["benchmarks"]["AMC23"]
     assert amc["pass@1"] == pytest.approx(expected_avg([r[:4] for r in AUTHORS_AMC]))  # correct = paper grader's
     assert amc["pass@1_paper"] == pytest.approx(expected_avg([r[:4] for r in AUTHORS_AMC]))
@@ -625,14 +635,14 @@ def test_regrade_reports_both_graders_and_their_disagreements(tmp_path):
     md = (tmp_path / "paper" / "summary.md").read_text()
     assert "| benchmark | paper grader % | math-verify grader % | samples | disagreements |" in md
     assert f"| AMC23 | {amc['pass@1_paper']:.2f} | {amc['pass@1_math-verify']:.2f} | 6 | 3 |" in md
-    ours = ev.regrade(src, tmp_path / "ours", grader="math-verify", **QUIET)
+    ours = regrade(src, tmp_path / "ours", grader="math-verify", **QUIET)
     assert [r["correct"] for r in read_jsonl(tmp_path / "ours" / "amc23_t0.7_p0.9_n32-MNT31744.jsonl")] == [
         mv for *_, mv in AUTHORS_AMC]
     assert ours["grading"] == "rule-only (math-verify grader)"
-    with pytest.raises(ev.EvaluationError, match="use --grader paper"):
-        ev.regrade(src, tmp_path / "x", grader="math-verify", compare="paper-deepseek", **QUIET)
-    with pytest.raises(ev.EvaluationError, match="unknown grader"):
-        ev.regrade(src, tmp_path / "x", grader="exact", **QUIET)
+    with pytest.raises(EvaluationError, match="use --grader paper"):
+        regrade(src, tmp_path / "x", grader="math-verify", compare="paper-deepseek", **QUIET)
+    with pytest.raises(EvaluationError, match="unknown grader"):
+        regrade(src, tmp_path / "x", grader="exact", **QUIET)
 
 
 def test_cli_regrade_prints_both_graders(tmp_path, capsys):

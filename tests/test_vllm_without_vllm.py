@@ -16,6 +16,8 @@ import torch
 from justrl_lite import evaluate as ev
 from justrl_lite.config import JustRLConfig
 from justrl_lite.data import MathRow
+from justrl_lite.evaluation.engine import check_hf_length, default_engine, kv_bytes_per_token
+from justrl_lite.evaluation.files import EvaluationError
 from justrl_lite.policy import DeviceError, check_device
 from justrl_lite.rollout import RolloutBatch, left_pad
 from justrl_lite.trainer import train_step
@@ -124,8 +126,8 @@ def test_rollout_engine_vllm_without_vllm_is_one_clear_error():
 
 
 def test_evaluation_defaults_to_vllm_on_cuda_and_hf_on_cpu():
-    assert ev.default_engine("cuda") == "vllm" and ev.default_engine("cpu") == "hf"
-    assert ev.default_engine(None) == ("vllm" if torch.cuda.is_available() else "hf")
+    assert default_engine("cuda") == "vllm" and default_engine("cpu") == "hf"
+    assert default_engine(None) == ("vllm" if torch.cuda.is_available() else "hf")
     assert ev.build_parser().parse_args(["--model", "m", "--out", "o"]).engine is None
 
 
@@ -134,9 +136,9 @@ def test_hf_engine_refuses_a_kv_cache_it_cannot_hold():
 
     gib = 2**30
     shape = Qwen2Config(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2)
-    per_token = ev.kv_bytes_per_token(shape, 2)
+    per_token = kv_bytes_per_token(shape, 2)
     assert per_token == 2 * 28 * 2 * 128 * 2 == 28672  # K and V x layers x KV heads x head dim x bf16
-    ev.check_hf_length(8, 1024 + 31744, per_token, 80 * gib)  # the paper's protocol: 7.0 GiB, fits
+    check_hf_length(8, 1024 + 31744, per_token, 80 * gib)  # the paper's protocol: 7.0 GiB, fits
     # 128 prompts at a time: 112.0 GiB of cache, more than half of 80 GB
-    with pytest.raises(ev.EvaluationError, match=r"112\.0 GiB.*--engine vllm"):
-        ev.check_hf_length(128, 1024 + 31744, per_token, 80 * gib)
+    with pytest.raises(EvaluationError, match=r"112\.0 GiB.*--engine vllm"):
+        check_hf_length(128, 1024 + 31744, per_token, 80 * gib)

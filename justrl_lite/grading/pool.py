@@ -40,7 +40,7 @@ WORKER_START_TIMEOUT = 60.0
 # ---- the pool ---------------------------------------------------------------------------------------------------
 
 def _worker_command() -> list[str]:
-    project_root = str(Path(__file__).resolve().parents[1])
+    project_root = str(Path(__file__).resolve().parents[2])  # the folder holding justrl_lite/
     code = ("import sys; sys.path[0:1] = [" + repr(project_root) + "]; "
             "from justrl_lite.grading.worker import serve_worker; serve_worker()")
     return [sys.executable, "-c", code]
