@@ -212,16 +212,14 @@ def _bucket_hidden(body, batch: RolloutBatch, rows: list[int], R: int, device) -
     keep = batch.response_mask[rows, :R].bool().to(device)                              # (b, R)
     P = batch.prompt_ids.shape[1]
     input_ids = torch.zeros(b, W, dtype=torch.long)                                     # (b, W) right-padded
-    attention_mask = torch.zeros(b, W, dtype=torch.long)                                # (b, W)
     for k, r in enumerate(rows):
         p, n = int(prompt_lens[k]), int(resp_lens[k])
         input_ids[k, :p] = batch.prompt_ids[r, P - p:]  # prompts are left-padded: the real tokens are the last p
         input_ids[k, p:p + n] = batch.response_ids[r, :n]
-        attention_mask[k, :p + n] = 1
     position_ids = torch.arange(W).expand(b, W)                                         # (b, W)
-    # no padding in the bucket: plain causal attention, no mask to build
-    mask = None if bool(attention_mask.all()) else attention_mask.to(device)
-    hidden = body(input_ids=input_ids.to(device), attention_mask=mask, position_ids=position_ids.to(device),
+    # rows are right-padded: under causal attention a real position never attends to a later (padded) one, so
+    # no mask is needed (exact at real positions; tests/test_logprobs.py), and SDPA may pick its fastest kernel
+    hidden = body(input_ids=input_ids.to(device), attention_mask=None, position_ids=position_ids.to(device),
                   use_cache=False).last_hidden_state                                    # (b, W, H)
     # the hidden state at position p - 1 + t predicts response token t
     where = (prompt_lens[:, None] - 1 + torch.arange(R)).clamp(max=W - 1).to(device)    # (b, R)
@@ -303,12 +301,16 @@ def padding_counts(plan: list[list[int]], seq_lengths: Tensor, overhead_tokens: 
 
 # ---- the old-policy and reference passes ---------------------------------------------------------
 
-def reuse_sampling_logprobs(cfg: JustRLConfig) -> bool:
-    """Whether logp_old is the sampler's log-probs (see ``JustRLConfig.recompute_old_logprobs``)."""
+def reuse_sampling_logprobs(cfg: JustRLConfig, exact_sampler: bool) -> bool:
+    """Whether logp_old is the sampler's log-probs (see ``JustRLConfig.recompute_old_logprobs``).
+
+    ``exact_sampler``: the sampler's ``RolloutEngine.exact_policy_logprobs`` (its log-probs are the training
+    model's own in float32).
+    """
     if cfg.recompute_old_logprobs != "auto":
         return cfg.recompute_old_logprobs == "never"
     # the sampler is the training model itself, in float32, sampling from the unfiltered distribution
-    return cfg.rollout_engine == "hf" and cfg.dtype == "float32" and cfg.top_p == 1.0 and cfg.top_k == -1
+    return exact_sampler and cfg.dtype == "float32" and cfg.top_p == 1.0 and cfg.top_k == -1
 
 
 @torch.no_grad()

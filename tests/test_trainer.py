@@ -19,7 +19,7 @@ from justrl_lite.advantage import broadcast_to_tokens
 from justrl_lite.config import PROJECT_ROOT, JustRLConfig
 from justrl_lite.loss import policy_loss
 from justrl_lite.metrics import read_metrics
-from justrl_lite.rollout import RolloutBatch
+from justrl_lite.rollout import RolloutBatch, RolloutEngine
 from justrl_lite.trainer import (
     compute_old_logprobs,
     make_optimizer,
@@ -286,7 +286,7 @@ def test_validation_grades_with_the_configured_grader():
     from justrl_lite.data import EncodedPrompts, MathRow
     from justrl_lite.trainer import validate
 
-    class OneAnswerEngine:
+    class OneAnswerEngine(RolloutEngine):
         def generate(self, prompt_ids, n, **kwargs):
             B = len(prompt_ids) * n
             mask = torch.ones(B, 3, dtype=torch.long)
@@ -316,9 +316,10 @@ def test_reusing_the_sampling_logprobs_trains_like_recomputing_them(tmp_path):
 
     base = JustRLConfig.tiny().replace(total_steps=3, prompts_per_step=4, mini_batch_prompts=1, val_every=3,
                                        save_every=3, val_max_prompts=2, val_samples_per_prompt=1, lr_warmup_steps=0)
-    assert reuse_sampling_logprobs(base) and not reuse_sampling_logprobs(base.replace(dtype="bfloat16"))
-    assert not reuse_sampling_logprobs(base.replace(top_p=0.9)) and not reuse_sampling_logprobs(
-        base.replace(recompute_old_logprobs="always"))
+    assert reuse_sampling_logprobs(base, True) and not reuse_sampling_logprobs(base.replace(dtype="bfloat16"), True)
+    assert not reuse_sampling_logprobs(base, False)  # e.g. vLLM: other kernels, other precision
+    assert not reuse_sampling_logprobs(base.replace(top_p=0.9), True) and not reuse_sampling_logprobs(
+        base.replace(recompute_old_logprobs="always"), True)
     weights, metrics = {}, {}
     for mode in ("auto", "always"):
         cfg = base.replace(recompute_old_logprobs=mode, output_dir=str(tmp_path / mode))
