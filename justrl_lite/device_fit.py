@@ -57,8 +57,8 @@ def check_fits_device(cfg: JustRLConfig, device_bytes: float | None, a: Assumpti
         raise TrainerError(
             f"this config does not fit this GPU ({device_bytes / GB:.0f} GB; the native trainer uses one GPU with "
             f"vLLM beside it). Estimated: {m.rollout / GB:.1f} GB while sampling, {m.training / GB:.1f} GB while "
-            f"training (`python -m justrl_lite.full_run --dry-run --gpus 1 --gpu-memory-gb "
-            f"{device_bytes / GB:.0f}`, formulas in justrl_lite/estimate.py). " + " ".join(tips) + ". " + WAYS_OUT)
+            f"training (`python -m justrl_lite.full_run --dry-run --gpu-memory-gb {device_bytes / GB:.0f}`, "
+            f"formulas in justrl_lite/estimate.py): " + "; ".join(tips) + ". " + WAYS_OUT)
     if cfg.rollout_engine == "hf":
         hf_rows_that_fit(cfg, shape, device_bytes, a.reserve_gb * GB)
 

@@ -33,7 +33,7 @@ JustRL's fixed choices implemented here, and where they depart from common pract
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from transformers import GenerationConfig
@@ -76,6 +76,7 @@ class RolloutBatch:
         return self.response_mask.sum(dim=1)
 
 
+@runtime_checkable
 class RolloutEngine(Protocol):
     """A sampler: ``n`` responses per prompt with per-token sampling log-probs, and the training loop's hooks.
 

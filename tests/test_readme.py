@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from justrl_lite.config import ONE_GPU_REASONS, JustRLConfig, diff_table
-from justrl_lite.estimate import hardware_table
+from justrl_lite.estimate_report import hardware_table
 from justrl_lite.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
