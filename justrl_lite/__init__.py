@@ -5,7 +5,8 @@ Modules, in the order data flows:
                  validation: config_checks; file I/O: config_io; tables: config_tables)
     benchmarks - the nine benchmarks and the paper's results table
     data       - DAPO-Math-17k / benchmark loaders; prompts: the paper's training and evaluation prompts
-    rollout    - sampling responses with per-token log-probs: transformers (decode), vLLM (vllm_rollout)
+    rollout    - sampling responses with per-token log-probs: transformers (decode), vLLM (vllm_rollout);
+                 one factory for training and evaluation (samplers)
     boxed      - the last \\boxed{} of a response
     verifier   - the strict DAPO box reward and the lenient ablation reward
     grading    - the evaluation graders: the authors' rule grader (paper_grader, latex_text) and ours (math-verify),
@@ -18,7 +19,8 @@ Modules, in the order data flows:
                  Algorithm 1 generated from it (algorithm)
     export     - `python -m justrl_lite.export`: a checkpoint -> a Hugging Face folder in a chosen dtype
     threads    - the CPU thread count of a run
-    estimate   - per-GPU memory and time of a config (`full_run --dry-run`)
+    estimate   - per-GPU memory and time of a config (`full_run --dry-run`; estimate_report); the check
+                 against the GPU's real memory before any load (device_fit)
     full_run   - `python -m justrl_lite.full_run`: the command line over JustRLConfig
     evaluate   - `python -m justrl_lite.evaluate`: nine benchmarks, avg@k, resumable; the samples (eval_sampling),
                  engines (eval_engine), results files (eval_files),

@@ -37,7 +37,7 @@ Memory per GPU, in bytes, in the two phases of a step (T = ``micro_batch_max_tok
 Time (s = mean sequence tokens = f*(prompt cap + response cap), f = ``mean_length_fraction``):
   tokens per step  = prompts_per_step * rollouts_per_prompt * s
   model FLOPs of one forward per token (``forward_flops_per_token``, the one definition ``benchmarks/gpu_check.py``
-  shares) = 2 * (matmul parameters: P minus the input embedding) + 4 * L * heads * d * s/2 (attention, mean
+  shares) = 2 * (matmul parameters: projections, MLP, lm_head) + 4 * L * heads * d * s/2 (attention, mean
   causal context s/2); training = (3 * ppo_epochs + 1) forwards (forward + backward per epoch, the old-log-prob
   pass). Recomputation (checkpointing, log-prob chunks) is not counted: that would be HFU, not MFU.
   training time    = FLOPs / (N * peak * MFU)
@@ -298,11 +298,14 @@ def val_prompts(cfg: JustRLConfig) -> int | None:
 def forward_flops_per_token(shape: ModelShape, context: float) -> float:
     """Model FLOPs of one forward pass per token: 2 x matmul parameters + attention at mean causal ``context``.
 
-    matmul parameters = P - V*h (the input embedding is a lookup; an lm_head, tied or not, is a matmul);
-    attention = L x (2 context x heads x d for Q K^T + the same for A V) x 2 FLOPs per multiply-add.
+    matmul parameters = L x (q, k, v, o projections + 3 MLP matrices) + V*h (the lm_head, tied or not); the input
+    embedding is a lookup, and biases and norms are not matmuls (1,543,569,408 of DeepSeek-R1-Distill-Qwen-1.5B's
+    1,777,088,000 parameters); attention = L x (Q K^T and A V: 2 x context x heads x d) x 2 FLOPs per multiply-add.
     """
-    matmul = shape.parameters - shape.embedding_parameters + (shape.embedding_parameters if shape.tied else 0)
-    return 2 * matmul + 4 * shape.layers * shape.heads * shape.head_dim * context
+    qd, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+    layer = 2 * shape.hidden * qd + 2 * shape.hidden * kv + 3 * shape.hidden * shape.intermediate
+    matmul = shape.layers * layer + shape.embedding_parameters
+    return 2 * matmul + 4 * shape.layers * qd * context
 
 
 def time_estimate(cfg: JustRLConfig, shape: ModelShape, gpus: int, a: Assumptions = Assumptions()) -> TimeEstimate:

@@ -244,7 +244,9 @@ def test_advice_says_which_phase_and_names_a_change_that_fits():
 
 def test_model_flops_count_matmul_parameters_and_attention():
     shape = KNOWN_SHAPES[DEEPSEEK]
-    matmul = P - 151936 * 1536  # the input embedding is a lookup; the untied lm_head is a matmul
+    # per layer: q, o 1536^2 each; k, v 1536 x 256 each; MLP 3 x 1536 x 8960; plus lm_head 1536 x 151,936
+    matmul = 28 * (2 * 1536**2 + 2 * 1536 * 256 + 3 * 1536 * 8960) + 1536 * 151936
+    assert matmul == 1_543_569_408  # + embedding 233,373,696 + biases and norms 144,896 = 1,777,088,000 parameters
     assert forward_flops_per_token(shape, 0) == 2 * matmul
     assert forward_flops_per_token(shape, 1000) - 2 * matmul == 4 * 28 * 12 * 128 * 1000
 
@@ -256,7 +258,7 @@ def test_time_of_the_paper_preset_on_32_gpus_by_hand():
     s = 0.5 * (1024 + 15360)
     tokens = 2048 * s
     # (3 x 1 epoch + 1 old-log-prob pass) forwards of model FLOPs, no recompute
-    flops = 4 * (2 * (P - 151936 * 1536) + 4 * 28 * 12 * 128 * s / 2) * tokens
+    flops = 4 * (2 * 1_543_569_408 + 4 * 28 * 12 * 128 * s / 2) * tokens
     train_s = flops / (32 * 312e12 * 0.35)
     rollout_s = max(2048 * 0.5 * 15360 / (32 * 2500), 15360 * 0.012)
     val_s = max((30 + 30 + 40) * 32 * 0.5 * 31744 / (32 * 2500), 31744 * 0.012)  # AIME24+AIME25+AMC23, avg@32
