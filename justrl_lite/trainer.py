@@ -57,6 +57,7 @@ from justrl_lite.device_fit import check_fits_device, device_memory_bytes, relea
 from justrl_lite.logprobs import (  # noqa: F401  (micro_batches, sequence_lengths: re-exported)
     compute_old_logprobs,
     compute_ref_logprobs,
+    forward_overhead_tokens,
     micro_batches,
     padding_counts,
     plan_micro_batches,
@@ -159,7 +160,7 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
             optimizer.zero_grad(set_to_none=True)
             mini_loss = 0.0
             plan = plan_micro_batches(mini, lengths, cfg.micro_batch_max_tokens)
-            padded, computed = padding_counts(plan, lengths)
+            padded, computed = padding_counts(plan, lengths, forward_overhead_tokens(device.type))
             totals["padded"] += padded
             totals["computed"] += computed
             for rows in plan:

@@ -107,12 +107,12 @@ def test_memory_of_the_paper_preset_on_one_gpu_by_hand():
         "vLLM": (0.85 * 80 * GB, 1 * GB),  # its share u*M; asleep, its CUDA graphs (assumed 1 GB)
         "master": (4 * P, 4 * P), "grads": (0, 4 * P), "adam": (8 * P, 8 * P), "copy": (0, 2 * P),
         "activations": (0, 28 * T * h * 4 + 2 * T * w),
-        "chunk": (0, T * h * 8 + 441 * 151936 * 4 * 3),  # 441 tokens: 256 MiB of fp32 logits
+        "chunk": (0, T * h * 8 + 1766 * 151936 * 4 * 3),  # 1,766 tokens: 1 GiB of fp32 logits (CUDA)
         "reserve": (2 * GB, 2 * GB),
     }
     assert flat(m.rows) == pytest.approx(flat(want))
     assert m.rollout == pytest.approx(68 * GB + 12 * P + 2 * GB)  # 91.3 GB: vLLM's 0.85 beside the fp32 state
-    assert m.training == pytest.approx(sum(t for _, t in want.values()))  # 50.3 GB
+    assert m.training == pytest.approx(sum(t for _, t in want.values()))  # 52.7 GB
     assert KNOWN_SHAPES[DEEPSEEK].kv_bytes_per_token() == KV_PER_TOKEN == 28_672
     assert m.kv_tokens == int((0.85 * 80 * GB - 2 * P) // KV_PER_TOKEN)
     assert m.training <= 80 * GB < m.rollout and not m.fits
@@ -129,8 +129,8 @@ def test_both_phases_on_random_hardware_and_budgets():
         cfg = JustRLConfig.paper().replace(rollout_gpu_memory_utilization=u, micro_batch_max_tokens=T)
         m = memory_estimate(cfg, shape, n, M, a, "native" if n == 1 else "verl")
         copy = 2 * P if n == 1 else 2 * (2 * 151936 * 1536 + LAYER)
-        # native: an fp32 residual and one 441-token log-prob chunk; verl: a bf16 residual and the (T x V) logits
-        residual, logits = (4, T * 1536 * 8 + 441 * 151936 * 12) if n == 1 else (2, T * 151936 * 6 + T * 1536 * 4)
+        # native: an fp32 residual and one 1,766-token log-prob chunk; verl: a bf16 residual and the (T x V) logits
+        residual, logits = (4, T * 1536 * 8 + 1766 * 151936 * 12) if n == 1 else (2, T * 151936 * 6 + T * 1536 * 4)
         act = 28 * T * 1536 * residual + 2 * T * (18 * 1536 + 3 * 256 + 4 * 8960) * 2
         rollout = u * M * GB + 12 * P / n + a.reserve_gb * GB
         training = 16 * P / n + copy + act + logits + (a.reserve_gb + a.vllm_asleep_gb) * GB
@@ -229,9 +229,9 @@ def test_advice_says_which_phase_and_names_a_change_that_fits():
     verl_tips = advice(cfg, shape, 1, 80, a, "verl")
     assert "or use 8 GPUs (`--nnodes 1 --gpus-per-node 8`" in verl_tips[-1]
     assert memory_estimate(cfg, shape, 8, 80, a, "verl").fits
-    small = cfg.replace(rollout_gpu_memory_utilization=0.4)  # a 48 GB GPU: training (50.3 GB) overflows instead
+    small = cfg.replace(rollout_gpu_memory_utilization=0.4)  # a 48 GB GPU: training (52.7 GB) overflows instead
     tips = advice(small, shape, 1, 48, a)
-    assert tips[0].startswith("training (vLLM asleep): 50.3 GB > 48.0 GB")
+    assert tips[0].startswith("training (vLLM asleep): 52.7 GB > 48.0 GB")
     tokens = int(next(t for t in tips if "micro_batch_max_tokens" in t).split("=")[1].split("`")[0])
     assert memory_estimate(small.replace(micro_batch_max_tokens=tokens), shape, 1, 48).fits
     assert not memory_estimate(small.replace(micro_batch_max_tokens=tokens + 1024), shape, 1, 48).fits

