@@ -24,9 +24,9 @@ import torch
 import justrl_lite.logprobs as logprobs
 from justrl_lite.config import JustRLConfig
 from justrl_lite.policy import load_policy, make_optimizer
+from justrl_lite.samplers import sampler_for_config
 from justrl_lite.trainer import (
     load_prompts,
-    make_engine,
     make_scheduler,
     prompt_indices,
     sample_seed,
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     model, tokenizer = load_policy(cfg)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
-    engine = make_engine(cfg, model, tokenizer)
+    engine = sampler_for_config(cfg, model, tokenizer)
     prompts = load_prompts(cfg.train_data, tokenizer, cfg.prompt_suffix, cfg.max_prompt_length)
     for step in range(1, args.warm_steps + 1):
         train_step(step, model, optimizer, engine, prompts, cfg)

@@ -73,9 +73,9 @@ from justrl_lite.config import JustRLConfig
 from justrl_lite.policy import load_policy, make_optimizer
 from justrl_lite.prompts import build_messages
 from justrl_lite.rollout import HFRollout
+from justrl_lite.samplers import sampler_for_config
 from justrl_lite.trainer import (
     load_prompts,
-    make_engine,
     make_scheduler,
     prompt_indices,
     seed_everything,
@@ -178,7 +178,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[Side, Side]:
     model, tokenizer = load_policy(cfg)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
-    engine = make_engine(cfg, model, tokenizer)
+    engine = sampler_for_config(cfg, model, tokenizer)
     train_prompts = load_prompts(cfg.train_data, tokenizer, cfg.prompt_suffix, cfg.max_prompt_length)
     val_prompts = load_prompts(cfg.val_data, tokenizer, cfg.prompt_suffix, cfg.max_prompt_length)
     order = [i for step in range(1, cfg.total_steps + 1)

@@ -6,8 +6,8 @@ The recipe, flat, in the order data flows:
                     (config_tables)
     data, prompts - DAPO-Math-17k / benchmark rows; the paper's training and evaluation prompts
     benchmarks    - the nine benchmarks and the paper's results table
-    rollout       - sampling n responses per prompt with per-token log-probs: the engine interface and its one
-                    factory; transformers (decode), vLLM (vllm_rollout)
+    rollout       - sampling n responses per prompt with per-token log-probs: the sampler interface; transformers
+                    (decode), vLLM (vllm_rollout); samplers: the one factory for training and evaluation
     boxed, verifier, reward - the last \\boxed{}; the strict DAPO box reward; the overlong penalty (off in JustRL)
     advantage     - GRPO group z-score advantages
     policy        - loading the policy (float32 master weights, bf16 compute), the optimizer, the device check
@@ -27,7 +27,8 @@ Sub-packages by theme (import each name from its module, e.g. ``justrl_lite.grad
                     processes)
     evaluation/   - evaluation/engine, evaluation/sampling, evaluation/files, evaluation/judge (CompassVerifier),
                     evaluation/scores, evaluation/regrade
-    scale/        - scale/estimate (`full_run --dry-run`), scale/export (checkpoint -> HF folder),
+    scale/        - scale/estimate and scale/estimate_report (`full_run --dry-run`), scale/device_fit (the
+                    estimate against the GPU's real memory, before any load), scale/export (checkpoint -> HF folder),
                     scale/verl_launch (`full_run --engine verl`), scale/verl_reward, scale/verl_metrics
     course/       - course/exercises, course/colab (set-up cells), course/notebook_data, course/plots (teaching
                     figures), course/algorithm (Algorithm 1 from trainer.py)

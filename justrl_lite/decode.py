@@ -83,9 +83,37 @@ def race_sample(probs: torch.Tensor, live: torch.Tensor, b: int) -> torch.Tensor
     return (probs / q).argmax(dim=-1)                                                   # (b',)
 
 
+class CompactCache(DynamicCache):
+    """A ``DynamicCache`` that stores K and V in ``store_dtype`` (the compute dtype, e.g. bfloat16).
+
+    Under autocast with float32 master weights the residual stream, and with it RoPE's rotated keys, stay float32,
+    so a plain cache holds float32 K (and V): 4 bytes per value. This one rounds each new K/V to ``store_dtype``
+    as it is stored (what bf16 attention rounds them to anyway) and hands attention a copy in the caller's dtype,
+    one layer at a time:  bytes per token = 2 x layers x KV heads x head dim x bytes(store_dtype).
+    """
+
+    def __init__(self, config: Any, store_dtype: torch.dtype) -> None:
+        super().__init__(config=config)
+        self.store_dtype = store_dtype
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        keys, values = super().update(key_states.to(self.store_dtype), value_states.to(self.store_dtype),
+                                      layer_idx, *args, **kwargs)
+        return keys.to(key_states.dtype), values.to(value_states.dtype)
+
+
+def cache_bytes_per_token(cache: DynamicCache, rows: int) -> float:
+    """Bytes the cache holds per (row, position): K and V of every layer, as stored."""
+    layers = [layer for layer in cache.layers if getattr(layer, "keys", None) is not None]
+    total = sum(layer.keys.nbytes + layer.values.nbytes for layer in layers)
+    positions = layers[0].keys.shape[-2] if layers else 0
+    return total / max(1, rows * positions)
+
+
 @torch.no_grad()
 def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                             config: GenerationConfig, repeats: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                             config: GenerationConfig, repeats: int = 1, kv_dtype: torch.dtype | None = None,
+                             stats: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial sampling like ``generate``, but rows that emitted EOS leave the batch and the KV cache.
 
     Returns ((b, T) sampled tokens, pad after EOS; (b, T) log pi_sample of each token, 0 after EOS), on the CPU.
@@ -93,7 +121,9 @@ def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask
     ``race_sample``), so the random stream, and hence every sample, is the one ``generate`` draws for the same
     seed; only the forward
     pass shrinks to the live rows b' <= b. ``repeats = n``: rows come in runs of n copies of one prompt, whose
-    prefill is computed once (ignored unless the rows really are such copies).
+    prefill is computed once (ignored unless the rows really are such copies). ``kv_dtype``: store the KV cache
+    in this dtype (``CompactCache``; None = whatever the model computes). ``stats``, when given, receives
+    ``kv_bytes_per_token`` (measured on the cache after the prefill).
     """
     device = input_ids.device
     b, pad = input_ids.shape[0], config.pad_token_id
@@ -104,7 +134,7 @@ def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask
     logprobs = torch.zeros(b, config.max_new_tokens)                                   # (b, T_max)
     live = torch.arange(b, device=device)                                              # (b',) rows still generating
     position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # (b, P) as generate
-    cache = DynamicCache(config=model.config)
+    cache = DynamicCache(config=model.config) if kv_dtype is None else CompactCache(model.config, kv_dtype)
     step_ids = input_ids                                                               # (b', P) then (b', 1)
     steps = 0
     by_hand = device.type == "cpu" and exponential_is_log_of_uniform()
@@ -121,6 +151,8 @@ def sample_dropping_finished(model: Any, input_ids: torch.Tensor, attention_mask
             out = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=position_ids,
                         past_key_values=cache, use_cache=True, logits_to_keep=1)
             logits = out.logits[:, -1]                                                 # (b', V)
+        if t == 0 and stats is not None:
+            stats["kv_bytes_per_token"] = cache_bytes_per_token(cache, len(live))
         scores = processors(step_ids, logits.float())                                  # (b', V) processed
         # y_t ~ softmax(process(z_t)): one draw over all b rows, as generate does
         if by_hand:

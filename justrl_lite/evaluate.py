@@ -72,7 +72,7 @@ from justrl_lite.evaluation.engine import (
     _cuda_available,
     default_engine,
     load_model,
-    make_engine,
+    make_eval_sampler,
 )
 from justrl_lite.evaluation.files import (
     GENERATED_FIELDS,
@@ -176,10 +176,9 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
                                           load_weights=engine != "vllm")
         elif tokenizer is None:
             raise EvaluationError("evaluate(model, tokenizer, ...): a loaded model needs its tokenizer")
-        max_len = (_longest_prompt(tokenizer, rows_by_bench, sampling.prompt_suffix) + max_new_tokens
-                   if engine == "vllm" else 0)
-        engine = make_engine(engine, model, tokenizer, model_path=model_path, max_model_len=max_len,
-                             seed=base_seed, dtype=dtype, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        longest = _longest_prompt(tokenizer, rows_by_bench, sampling.prompt_suffix) + max_new_tokens
+        engine = make_eval_sampler(engine, model, tokenizer, model_path=model_path, max_model_len=longest,
+                                   seed=base_seed, dtype=dtype, sequence_tokens=longest, batch_size=batch_size)
     elif tokenizer is None:
         if model_path is None:
             raise EvaluationError("evaluate(model, tokenizer, engine=...): pass the tokenizer of the "

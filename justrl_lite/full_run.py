@@ -1,12 +1,16 @@
 """``python -m justrl_lite.full_run``: the JustRL run from the command line.
 
-    python -m justrl_lite.full_run                       # the paper's run (needs CUDA GPUs)
+    python -m justrl_lite.full_run --preset one_gpu      # the recipe on one 80 GB GPU (native trainer)
+    python -m justrl_lite.full_run --engine verl --nnodes 4 --gpus-per-node 8   # the paper's run, verl on 32 GPUs
     python -m justrl_lite.full_run --preset tiny         # the same recipe on a CPU in minutes
     python -m justrl_lite.full_run --preset tiny total_steps=20 lr=5e-5     # any field, as key=value
     python -m justrl_lite.full_run --preset tiny --resume                   # continue from the latest checkpoint
-    python -m justrl_lite.full_run --dry-run             # resolved config, diff vs the paper, memory/time on 32 GPUs
-    python -m justrl_lite.full_run --preset one_gpu --dry-run --gpus 1 --gpu-memory-gb 80   # ... on one GPU
+    python -m justrl_lite.full_run --dry-run             # resolved config, diff vs the paper, memory/time on 1 GPU
+    python -m justrl_lite.full_run --preset one_gpu --dry-run --gpu-memory-gb 80   # ... of one_gpu
     python -m justrl_lite.full_run --engine verl --nnodes 4 --gpus-per-node 8 --dry-run   # the verl launch (4 x 8)
+                                                         # and verl's memory/time estimate on 32 GPUs
+
+The native trainer runs on one GPU: a config that does not fit it is refused before any model is loaded.
 
 Errors a user can cause (a bad value, missing data, no GPU for the paper preset, an unreadable checkpoint)
 end in one message and exit code 2, not a traceback.
@@ -18,10 +22,12 @@ import argparse
 import sys
 
 from justrl_lite.config import JustRLConfig
+from justrl_lite.config_checks import ConfigError
 from justrl_lite.config_presets import PRESET_REASONS, PRESETS
 from justrl_lite.config_tables import diff_table
 from justrl_lite.errors import JustRLError
-from justrl_lite.scale.estimate import PAPER_HARDWARE, Assumptions, estimate_table
+from justrl_lite.scale.estimate import PAPER_HARDWARE, Assumptions
+from justrl_lite.scale.estimate_report import estimate_table
 
 
 def _positive(kind: type):
@@ -46,7 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config, its diff from the paper, and a memory/time estimate; no run")
     est = p.add_argument_group("estimate (with --dry-run; formulas in justrl_lite/scale/estimate.py)")
-    est.add_argument("--gpus", type=_positive(int), help="GPUs (default: 32 for the paper preset, else 1)")
+    est.add_argument("--gpus", type=_positive(int), default=1,
+                     help="GPUs: 1, the native trainer's (verl's estimate: --engine verl --nnodes n --gpus-per-node g)")
     est.add_argument("--gpu-memory-gb", type=_positive(float), default=PAPER_HARDWARE[1],
                      help="memory per GPU in GB (default: 80)")
     est.add_argument("--mfu", type=_positive(float), default=Assumptions.mfu,
@@ -69,23 +76,30 @@ def resolve_config(args: argparse.Namespace) -> JustRLConfig:
     return cfg.with_overrides(args.overrides) if args.overrides else cfg
 
 
-def dry_run(cfg: JustRLConfig, gpus: int | None = None, gpu_memory_gb: float = PAPER_HARDWARE[1],
+def dry_run(cfg: JustRLConfig, gpus: int = 1, gpu_memory_gb: float = PAPER_HARDWARE[1],
             assumptions: Assumptions | None = None, preset: str | None = None) -> str:
-    """Resolved config, its diff from the paper preset, and ``estimate.estimate_table`` on ``gpus`` GPUs.
-
-    ``gpus`` defaults to the paper's 32 for the paper preset and to 1 otherwise.
-    """
-    if gpus is None:
-        gpus = PAPER_HARDWARE[0] if preset == "paper" else 1
+    """Resolved config, its diff from the paper preset, and the native trainer's ``estimate_table`` (one GPU)."""
+    if gpus != 1:
+        raise ConfigError(f"--gpus {gpus}: the native trainer uses one GPU, so its estimate is for one. For the "
+                          f"paper's multi-GPU layout use verl: `python -m justrl_lite.full_run --engine verl --nnodes "
+                          f"{max(1, gpus // 8)} --gpus-per-node {min(8, gpus)} --dry-run` prints verl's estimate")
     names = ("paper", preset if preset and preset != "paper" else "this run")
-    try:
-        estimate = estimate_table(cfg, gpus, gpu_memory_gb, assumptions or Assumptions())
-    except ValueError as e:  # the model's shape is unknown here
-        estimate = f"no estimate: {e}"
+    estimate = _estimate(cfg, gpus, gpu_memory_gb, assumptions or Assumptions(), "native")
     return "\n".join(["# Resolved config", "```json", _json(cfg), "```", "",
                       "# Where it differs from the paper preset",
                       diff_table(JustRLConfig.paper(), cfg, PRESET_REASONS.get(preset or "", {}), names=names), "",
                       f"# Memory and time estimate ({gpus} x {gpu_memory_gb:g} GB)", estimate])
+
+
+def _estimate(cfg: JustRLConfig, gpus: int, gpu_memory_gb: float, a: Assumptions, engine: str) -> str:
+    try:
+        return estimate_table(cfg, gpus, gpu_memory_gb, a, engine=engine)
+    except ValueError as e:  # the model's shape is unknown here
+        return f"no estimate: {e}"
+
+
+def _assumptions(args: argparse.Namespace) -> Assumptions:
+    return Assumptions(mfu=args.mfu, peak_tflops=args.peak_tflops, decode_tokens_per_s=args.decode_tokens_per_s)
 
 
 def _json(cfg: JustRLConfig) -> str:
@@ -101,10 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.engine == "verl":
             from justrl_lite.scale.verl_launch import run
 
-            return run(cfg, nnodes=args.nnodes, gpus_per_node=args.gpus_per_node, dry_run=args.dry_run)
+            code = run(cfg, nnodes=args.nnodes, gpus_per_node=args.gpus_per_node, dry_run=args.dry_run)
+            if args.dry_run:  # verl's memory and time on its GPUs (after the script, which is printed whole)
+                gpus = args.nnodes * args.gpus_per_node
+                print(f"\n# verl's memory and time estimate ({gpus} x {args.gpu_memory_gb:g} GB)\n"
+                      + _estimate(cfg, gpus, args.gpu_memory_gb, _assumptions(args), "verl"))
+            return code
         if args.dry_run:
-            a = Assumptions(mfu=args.mfu, peak_tflops=args.peak_tflops, decode_tokens_per_s=args.decode_tokens_per_s)
-            print(dry_run(cfg, args.gpus, args.gpu_memory_gb, a, preset=None if args.config else args.preset))
+            print(dry_run(cfg, args.gpus, args.gpu_memory_gb, _assumptions(args),
+                          preset=None if args.config else args.preset))
             return 0
         if cfg.device == "cpu":
             from justrl_lite.threads import choose_cpu_threads

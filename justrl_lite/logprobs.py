@@ -17,7 +17,7 @@ How a micro-batch is computed (memory and time):
      states (b_k, W_k, H).
   3. Only the hidden states that predict a real response token are kept, flattened to (N, H) over all buckets:
      padding and prompt positions never reach the vocabulary projection.
-  4. In chunks of ``chunk_tokens(V)`` tokens (about 256 MiB of float32 logits each, 441 tokens at V = 151,936),
+  4. In chunks of ``chunk_tokens(V, device)`` tokens (256 MiB of float32 logits each on CPU, 1 GiB on CUDA),
      lm_head + log-softmax (+ entropy when asked) run in float32; under autograd each chunk is a checkpointed
      function, so its (n, V) logits are recomputed in backward instead of stored.
   Plain computation would hold (b, W, V) float32 logits: 32,768 tokens x 151,936 x 4 bytes = 19.9 GB per copy.
@@ -50,12 +50,18 @@ if TYPE_CHECKING:
     from justrl_lite.rollout import RolloutBatch
 
 LOGPROB_CHUNK_BYTES = 256 * 2**20
-"""Float32 logits of one log-prob chunk: 256 MiB (a few copies of it are the peak of the log-prob step)."""
+"""Float32 logits of one log-prob chunk on CPU: 256 MiB (a few copies of it are the peak of the log-prob step)."""
+CUDA_LOGPROB_CHUNK_BYTES = 2**30
+"""The same on CUDA: 1 GiB (1,766 tokens at V = 151,936: 19 chunks per 32k micro-batch instead of 75, each
+re-casting the lm_head). A guess, not a measurement: re-fit from ``benchmarks/gpu_check.py``'s step section."""
 
 FORWARD_OVERHEAD_TOKENS = 16
-"""Cost of one extra forward + backward pass, in padded tokens, for ``forward_buckets``: the tiny model on one CPU
-thread pays a few ms per pass beyond ~0.1 ms per token, but a bucket without padding runs mask-free; 16 was
-fastest among 0, 16, 64 and 256 (``python benchmarks/update_buckets.py``)."""
+"""Cost of one extra forward + backward pass, in padded tokens, for ``forward_buckets`` on CPU: the tiny model on
+one CPU thread pays a few ms per pass beyond ~0.1 ms per token; 16 was fastest among 0, 16, 64 and 256
+(``python benchmarks/update_buckets.py``)."""
+CUDA_FORWARD_OVERHEAD_TOKENS = 512
+"""The same on CUDA, where a pass of a 1.5B model has a larger fixed cost (kernel launches, the lm_head re-cast).
+A guess, not a measurement: re-fit from ``benchmarks/gpu_check.py``."""
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -121,9 +127,15 @@ def _check_logits(logits: Tensor, temperature: float) -> None:
 
 # ---- chunked log-probs from hidden states -------------------------------------------------------
 
-def chunk_tokens(vocab_size: int) -> int:
-    """Tokens per log-prob chunk: as many as fit ``LOGPROB_CHUNK_BYTES`` of float32 logits."""
-    return max(1, LOGPROB_CHUNK_BYTES // (4 * vocab_size))
+def chunk_tokens(vocab_size: int, device_type: str = "cpu") -> int:
+    """Tokens per log-prob chunk: as many as fit ``LOGPROB_CHUNK_BYTES`` (CUDA: ``CUDA_...``) of float32 logits."""
+    budget = CUDA_LOGPROB_CHUNK_BYTES if device_type == "cuda" else LOGPROB_CHUNK_BYTES
+    return max(1, budget // (4 * vocab_size))
+
+
+def forward_overhead_tokens(device_type: str) -> int:
+    """``forward_buckets``' cost of one extra pass on this device: ``FORWARD_OVERHEAD_TOKENS`` or the CUDA one."""
+    return CUDA_FORWARD_OVERHEAD_TOKENS if device_type == "cuda" else FORWARD_OVERHEAD_TOKENS
 
 
 def _chunk_logprobs(head, hidden: Tensor, token_ids: Tensor, temperature: float,
@@ -139,7 +151,7 @@ def chunked_logprobs(head, hidden: Tensor, token_ids: Tensor, temperature: float
     """log pi and entropy of ``token_ids`` (N,) from the hidden states (N, H) that predict them, chunk by chunk."""
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(f"temperature must be a number > 0 (the sampling temperature), got {temperature!r}")
-    step = chunk_tokens(head.weight.shape[0]) if hasattr(head, "weight") else 512
+    step = chunk_tokens(head.weight.shape[0], hidden.device.type) if hasattr(head, "weight") else 512
     logps, ents = [], []
     for start in range(0, hidden.shape[0], step):
         args = (head, hidden[start:start + step], token_ids[start:start + step], temperature, with_entropy)
@@ -184,6 +196,7 @@ def sequence_logprobs(model, batch: RolloutBatch, rows: list[int], temperature: 
     response_mask = batch.response_mask[rows, :R].to(device)                            # (b, R)
     lengths = sequence_lengths(batch)[rows]                                            # (b,)
     order, hidden, ids = [], [], []
+    overhead_tokens = forward_overhead_tokens(device.type) if overhead_tokens is None else overhead_tokens
     for bucket in forward_buckets(list(range(b)), lengths, overhead_tokens):
         order += bucket
         h, y = _bucket_hidden(body, batch, [rows[k] for k in bucket], R, device)        # (N_k, H), (N_k,)
@@ -212,16 +225,14 @@ def _bucket_hidden(body, batch: RolloutBatch, rows: list[int], R: int, device) -
     keep = batch.response_mask[rows, :R].bool().to(device)                              # (b, R)
     P = batch.prompt_ids.shape[1]
     input_ids = torch.zeros(b, W, dtype=torch.long)                                     # (b, W) right-padded
-    attention_mask = torch.zeros(b, W, dtype=torch.long)                                # (b, W)
     for k, r in enumerate(rows):
         p, n = int(prompt_lens[k]), int(resp_lens[k])
         input_ids[k, :p] = batch.prompt_ids[r, P - p:]  # prompts are left-padded: the real tokens are the last p
         input_ids[k, p:p + n] = batch.response_ids[r, :n]
-        attention_mask[k, :p + n] = 1
     position_ids = torch.arange(W).expand(b, W)                                         # (b, W)
-    # no padding in the bucket: plain causal attention, no mask to build
-    mask = None if bool(attention_mask.all()) else attention_mask.to(device)
-    hidden = body(input_ids=input_ids.to(device), attention_mask=mask, position_ids=position_ids.to(device),
+    # rows are right-padded: under causal attention a real position never attends to a later (padded) one, so
+    # no mask is needed (exact at real positions; tests/test_logprobs.py), and SDPA may pick its fastest kernel
+    hidden = body(input_ids=input_ids.to(device), attention_mask=None, position_ids=position_ids.to(device),
                   use_cache=False).last_hidden_state                                    # (b, W, H)
     # the hidden state at position p - 1 + t predicts response token t
     where = (prompt_lens[:, None] - 1 + torch.arange(R)).clamp(max=W - 1).to(device)    # (b, R)
@@ -303,12 +314,16 @@ def padding_counts(plan: list[list[int]], seq_lengths: Tensor, overhead_tokens: 
 
 # ---- the old-policy and reference passes ---------------------------------------------------------
 
-def reuse_sampling_logprobs(cfg: JustRLConfig) -> bool:
-    """Whether logp_old is the sampler's log-probs (see ``JustRLConfig.recompute_old_logprobs``)."""
+def reuse_sampling_logprobs(cfg: JustRLConfig, exact_sampler: bool) -> bool:
+    """Whether logp_old is the sampler's log-probs (see ``JustRLConfig.recompute_old_logprobs``).
+
+    ``exact_sampler``: the sampler's ``RolloutEngine.exact_policy_logprobs`` (its log-probs are the training
+    model's own in float32).
+    """
     if cfg.recompute_old_logprobs != "auto":
         return cfg.recompute_old_logprobs == "never"
     # the sampler is the training model itself, in float32, sampling from the unfiltered distribution
-    return cfg.rollout_engine == "hf" and cfg.dtype == "float32" and cfg.top_p == 1.0 and cfg.top_k == -1
+    return exact_sampler and cfg.dtype == "float32" and cfg.top_p == 1.0 and cfg.top_k == -1
 
 
 @torch.no_grad()

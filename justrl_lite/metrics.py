@@ -25,6 +25,8 @@ Logged keys (per training step):
   time/rollout, time/reward, time/old_logprob, time/update, time/step   seconds
   perf/tokens_per_s           response tokens sampled per second of step time
   perf/padding_frac           padded / computed tokens of the update's forward passes (buckets: rows x longest, summed)
+  perf/reserved_minus_allocated_gb   CUDA only: memory PyTorch keeps reserved beyond what is allocated after the
+                              update and ``empty_cache``, before vLLM wakes (fragmentation; ``device_fit.py``)
 Every ``val_every`` steps also: val/pass@1 (evaluation grader, avg@k), val/reward (mean strict DAPO reward,
 whatever ``reward_fn`` trains with), val/response_length.
 """

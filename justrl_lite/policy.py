@@ -25,14 +25,18 @@ paper preset at toy size moves 99.93% of all weights (test_paper_preset_one_step
 old bf16-stored path: 0.79%, issue 9). verl, which the authors ran, does the same: FSDP mixed precision with
 float32 parameters and bfloat16 compute.
 
-float16 compute is accepted for GPUs without bfloat16, but no loss scaling is applied (the paper's runs use
-bfloat16; small float16 gradients may underflow to zero).
+float16 compute is refused on CUDA (``check_device``): no loss scaling is applied, so small float16 gradients
+would underflow to zero; the paper's runs use bfloat16. On CPU float16 stays available for experiments.
+
+AdamW's moments are created eagerly (``make_optimizer``), before the first forward pass: 8P bytes allocated
+while the device is still unfragmented, not inside segments the first backward's activations just freed (on
+one GPU beside vLLM the margin at its wake is a few GB). On CUDA the fused AdamW kernel is used (the default
+foreach path makes a 4P transient per step).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 from pathlib import Path
 
 import torch
@@ -63,10 +67,9 @@ def check_device(cfg: JustRLConfig) -> None:
             "this config needs a CUDA GPU (device=cuda; the paper ran on 32 A800-80GB GPUs for about 15 days), "
             "but torch sees none. On a CPU machine run the same recipe at toy scale: "
             "`python -m justrl_lite.full_run --preset tiny` (or pass device=cpu rollout_engine=hf to override).")
-    if cfg.rollout_engine == "vllm" and importlib.util.find_spec("vllm") is None:
-        from justrl_lite.vllm_rollout import VLLM_MISSING
-
-        raise DeviceError(f"rollout_engine=vllm: {VLLM_MISSING}")
+    if cfg.device == "cuda" and cfg.dtype == "float16":
+        raise DeviceError("dtype=float16 on CUDA: this trainer applies no loss scaling, so small float16 gradients "
+                          "underflow to zero. Use dtype=bfloat16 (the paper's; Ampere or newer) or dtype=float32.")
 
 
 def compute_context(dtype: str | JustRLConfig, device: str | torch.device):
@@ -140,7 +143,32 @@ def load_policy(cfg: JustRLConfig, checkpoint: Path | None = None):
 
 
 def make_optimizer(model, cfg: JustRLConfig) -> torch.optim.Optimizer:
-    """AdamW over the trainable (float32) parameters; its moments are float32 like them."""
+    """AdamW over the trainable (float32) parameters; its moments are float32 like them, created now (eagerly).
+
+    Eager state is what AdamW's first step would create (step 0, m = v = 0), so the first step is bit for bit the
+    same (tests/test_policy.py). Fused on CUDA.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
-                             weight_decay=cfg.weight_decay)
+    fused = bool(params) and all(p.device.type == "cuda" for p in params)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
+                                  weight_decay=cfg.weight_decay, fused=fused or None)
+    init_adamw_state(optimizer)
+    return optimizer
+
+
+def init_adamw_state(optimizer: torch.optim.Optimizer) -> None:
+    """Create every parameter's AdamW state (step 0, m = v = 0) as ``AdamW.step`` would on its first call."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state[p]
+            if state:
+                continue
+            # as torch's Adam._init_group: a scalar step tensor, on the device only when fused or capturable
+            on_device = bool(group.get("fused") or group.get("capturable"))
+            wide = not on_device and torch.get_default_dtype() == torch.float64
+            state["step"] = torch.zeros((), dtype=torch.float64 if wide else torch.float32,
+                                        device=p.device if on_device else "cpu")
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group.get("amsgrad"):
+                state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)

@@ -33,12 +33,13 @@ JustRL's fixed choices implemented here, and where they depart from common pract
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from transformers import GenerationConfig
 
 from justrl_lite.decode import sample_dropping_finished
+from justrl_lite.policy import LOW_PRECISION, compute_context
 
 
 @dataclass
@@ -75,11 +76,38 @@ class RolloutBatch:
         return self.response_mask.sum(dim=1)
 
 
+@runtime_checkable
 class RolloutEngine(Protocol):
-    """Anything that samples ``n`` responses per prompt with per-token sampling log-probs."""
+    """A sampler: ``n`` responses per prompt with per-token sampling log-probs, and the training loop's hooks.
+
+    The loop calls every member unconditionally; a sampler with nothing to do there makes it a no-op (HF). A
+    class that subclasses this Protocol explicitly (test stand-ins) inherits these defaults: seeded, inexact
+    log-probs, and no-op ``sync_weights``/``sleep``/``wake``.
+    """
+
+    seeded: bool = True
+    """Whether ``generate`` honours a per-call ``seed``; one that does not raises ``ValueError`` when given one."""
+
+    @property
+    def exact_policy_logprobs(self) -> bool:
+        """Whether its sampling log-probs are the training policy's own, computed in float32 without autocast:
+        then, with unfiltered sampling (top_p 1, top_k -1), they can stand in for the old-log-prob pass."""
+        return False
 
     def generate(self, prompt_ids: list[list[int]], n: int, *, temperature: float, top_p: float,
-                 top_k: int, max_new_tokens: int, seed: int) -> RolloutBatch: ...
+                 top_k: int, max_new_tokens: int, seed: int | None = None) -> RolloutBatch: ...
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Make the sampler sample from ``model``'s current weights (after each update)."""
+        ...
+
+    def sleep(self) -> None:
+        """Give the device memory back for the old-log-prob pass and the update."""
+        ...
+
+    def wake(self) -> None:
+        """Take it again (``sync_weights`` wakes a sleeping sampler itself)."""
+        ...
 
 
 def check_sampling_args(prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, top_k: int,
@@ -128,14 +156,27 @@ def mask_after_eos(tokens: torch.Tensor, eos_ids: torch.Tensor) -> tuple[torch.T
 # ---- transformers -----------------------------------------------------------------------------------------
 
 class HFRollout:
-    """Sampling with a transformers model: left-padded batches, per-token log-probs from the processed scores."""
+    """Sampling with a transformers model: left-padded batches, per-token log-probs from the processed scores.
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int | None = None, drop_finished: bool = True) -> None:
+    It samples from the training model itself: ``sync_weights``, ``sleep`` and ``wake`` have nothing to do.
+    """
+
+    seeded = True
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int | None = None, drop_finished: bool = True,
+                 compute_dtype: str = "float32") -> None:
         """``batch_size``: sequences decoded together (bounds memory); None = all at once.
         ``drop_finished``: decode with ``sample_dropping_finished`` (finished rows leave the batch; same samples)
-        instead of transformers ``generate`` (which computes every row until the longest one ends)."""
+        instead of transformers ``generate`` (which computes every row until the longest one ends).
+        ``compute_dtype``: bfloat16/float16 decodes under autocast with the KV cache stored in that dtype
+        (``decode.CompactCache``: half the bytes of a float32 cache); float32 decodes the model as it is."""
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size = {batch_size}: must be >= 1 or None")
+        if compute_dtype not in LOW_PRECISION + ("float32",):
+            raise ValueError(f"compute_dtype = {compute_dtype!r}: must be float32, bfloat16 or float16")
+        self.compute_dtype = compute_dtype
+        self.kv_stats: dict[str, float] = {}
+        """``kv_bytes_per_token`` of the last decoded chunk (``decode.sample_dropping_finished``)."""
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -150,9 +191,23 @@ class HFRollout:
         pad = tokenizer.pad_token_id
         self.pad_token_id = self.eos_token_ids[0] if pad is None else pad
 
+    @property
+    def exact_policy_logprobs(self) -> bool:
+        return self.compute_dtype == "float32"
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Nothing to do: it samples from the training model itself."""
+
+    def sleep(self) -> None:
+        """Nothing to free: the model is the policy."""
+
+    def wake(self) -> None:
+        """Nothing to take back."""
+
     def generate(self, prompt_ids: list[list[int]], n: int, *, temperature: float, top_p: float,
-                 top_k: int, max_new_tokens: int, seed: int) -> RolloutBatch:
-        """Sample ``n`` responses for each prompt. Same seed (and batch_size) -> same batch."""
+                 top_k: int, max_new_tokens: int, seed: int | None = None) -> RolloutBatch:
+        """Sample ``n`` responses for each prompt. Same seed (and batch_size) -> same batch; no seed: the global
+        random stream, advanced."""
         check_sampling_args(prompt_ids, n, temperature, top_p, top_k, max_new_tokens)
         expanded = [list(p) for p in prompt_ids for _ in range(n)]  # prompt-major: B = len(prompt_ids) * n
         group_ids = torch.arange(len(prompt_ids)).repeat_interleave(n)  # (B,)
@@ -163,8 +218,11 @@ class HFRollout:
         self.model.eval()
         try:
             # fork_rng: seed our sampling without disturbing the caller's random state
-            with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                torch.manual_seed(seed)
+            with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else [],
+                                                        enabled=seed is not None), \
+                    compute_context(self.compute_dtype, device):
+                if seed is not None:
+                    torch.manual_seed(seed)
                 # chunks of whole groups: each prompt's prefill is computed once for its n rows
                 repeats = n if chunk % n == 0 else 1
                 pieces = [self._generate_chunk(expanded[s:s + chunk], config, repeats)
@@ -198,8 +256,10 @@ class HFRollout:
         input_ids, attention_mask = left_pad(prompts, self.pad_token_id)  # (b, P), (b, P)
         device = self.model.device
         if self.drop_finished:
+            kv_dtype = getattr(torch, self.compute_dtype) if self.compute_dtype in LOW_PRECISION else None
             tokens, logprobs = sample_dropping_finished(self.model, input_ids.to(device), attention_mask.to(device),
-                                                        config, repeats)  # (b, T) each, on the CPU
+                                                        config, repeats, kv_dtype=kv_dtype,
+                                                        stats=self.kv_stats)  # (b, T) each, on the CPU
         else:
             out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                                       generation_config=config)

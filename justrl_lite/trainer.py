@@ -44,13 +44,20 @@ import torch
 from tqdm.auto import tqdm
 
 from justrl_lite.advantage import broadcast_to_tokens, grpo_advantages
-from justrl_lite.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
+from justrl_lite.checkpoint import (
+    latest_checkpoint,
+    load_training_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from justrl_lite.config import JustRLConfig, resolve_path
 from justrl_lite.data import load_rows
 from justrl_lite.grading.grade import grade_many
 from justrl_lite.logprobs import (
     compute_old_logprobs,
     compute_ref_logprobs,
+    forward_overhead_tokens,
     padding_counts,
     plan_micro_batches,
     reuse_sampling_logprobs,
@@ -63,6 +70,8 @@ from justrl_lite.policy import TrainerError, check_device, compute_context, load
 from justrl_lite.prompts import EncodedPrompts, encode_prompts
 from justrl_lite.reward import score_responses
 from justrl_lite.rollout import RolloutBatch, RolloutEngine
+from justrl_lite.samplers import check_vllm, sampler_for_config
+from justrl_lite.scale.device_fit import check_fits_device, device_memory_bytes, release_cached_memory
 from justrl_lite.step_metrics import PhaseTimer, UpdateCounters, step_metrics
 from justrl_lite.threads import apply_cpu_threads
 from justrl_lite.verifier import dapo_reward
@@ -94,22 +103,6 @@ def load_prompts(source: str, tokenizer, suffix: str, max_prompt_length: int) ->
     """Rows from one or more comma-separated sources, encoded with the chat template; over-long prompts dropped."""
     rows = [row for part in source.split(",") if part.strip() for row in load_rows(resolve_path(part.strip()))]
     return encode_prompts(tokenizer, rows, suffix, max_prompt_length)
-
-
-def make_engine(cfg: JustRLConfig, model, tokenizer) -> RolloutEngine:
-    if cfg.rollout_engine == "vllm":  # the engine applies what CPU needs itself (vllm_rollout.py, choice 6)
-        from justrl_lite.vllm_rollout import VLLMRollout
-
-        engine = VLLMRollout(resolve_path(cfg.model_name_or_path), dtype=cfg.dtype,
-                             gpu_memory_utilization=cfg.rollout_gpu_memory_utilization,
-                             max_model_len=cfg.max_prompt_length
-                             + max(cfg.max_response_length, cfg.val_max_response_length),
-                             seed=cfg.seed, seeded=cfg.rollout_seeded)
-        engine.sync_weights(model)  # the policy may come from a checkpoint (resume), or carry a LoRA adapter
-        return engine
-    from justrl_lite.rollout import HFRollout
-
-    return HFRollout(model, tokenizer)
 
 
 # ---- data order ---------------------------------------------------------------------------------
@@ -184,6 +177,7 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
     the old-log-prob pass, which measures it otherwise, is skipped).
     """
     model.train()
+    device = next(model.parameters()).device
     B = batch.response_ids.shape[0]
     seqs_per_mini = cfg.mini_batch_prompts * cfg.rollouts_per_prompt
     lengths = sequence_lengths(batch)                                                   # (B,)
@@ -194,7 +188,7 @@ def update_policy(model, optimizer, batch: RolloutBatch, old_logp: torch.Tensor,
             mini = list(range(start, min(start + seqs_per_mini, B)))
             mini_tokens = float(batch.response_mask[mini].sum())
             plan = plan_micro_batches(mini, lengths, cfg.micro_batch_max_tokens)
-            padded, computed = padding_counts(plan, lengths)
+            padded, computed = padding_counts(plan, lengths, forward_overhead_tokens(device.type))
             counters.padded += padded
             counters.computed += computed
             optimizer.zero_grad(set_to_none=True)
@@ -226,9 +220,9 @@ def train_step(step: int, model, optimizer, engine: RolloutEngine, prompts: Enco
         # 2. sample rollouts_per_prompt responses for each at temperature T
         batch = engine.generate([prompts.prompt_ids[i] for i in idx], cfg.rollouts_per_prompt,
                                 temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                max_new_tokens=cfg.max_response_length, seed=sample_seed(cfg.seed, step, 0))
-        if hasattr(engine, "sleep"):
-            engine.sleep()  # vLLM frees its GPU memory for the old-log-prob pass and the update (no-op on CPU)
+                                max_new_tokens=cfg.max_response_length,
+                                seed=sample_seed(cfg.seed, step, 0) if engine.seeded else None)
+        engine.sleep()  # vLLM frees its GPU memory for the old-log-prob pass and the update (no-op: HF, CPU)
     with timer("reward"):
         # 3. score each response. MathRow.answer: the ground truth with an outer \boxed{} removed (some benchmark
         # files store "\boxed{204}"); DAPO-Math-17k's integer answers are unchanged by it (the authors' reward).
@@ -244,7 +238,7 @@ def train_step(step: int, model, optimizer, engine: RolloutEngine, prompts: Enco
         token_advantages = broadcast_to_tokens(advantages, batch.response_mask)            # (B, R)
     with timer("old_logprob"):
         # 5. logp_old by the training model before any update, or the sampler's when it is this model
-        reuse = reuse_sampling_logprobs(cfg)
+        reuse = reuse_sampling_logprobs(cfg, engine.exact_policy_logprobs)
         if reuse:
             old_logp, entropy = batch.sampling_logprobs * batch.response_mask, None         # (B, R)
         else:
@@ -254,10 +248,11 @@ def train_step(step: int, model, optimizer, engine: RolloutEngine, prompts: Enco
         # 6. the mini-batch updates: clipped policy gradient, grad-norm clip, AdamW
         update = update_policy(model, optimizer, batch, old_logp, token_advantages, cfg, ref_logp,
                                log_entropy=reuse)
-        if hasattr(engine, "sync_weights"):
-            engine.sync_weights(model)  # wakes vLLM: its weights come back, the new ones go in, then its KV cache
+        fragmentation = release_cached_memory()  # reserved - allocated after empty_cache, before vLLM wakes
+        engine.sync_weights(model)  # wakes vLLM: its weights come back, the new ones go in, then its KV cache
     # the step's metrics, keyed as metrics.py lists them (train adds actor/lr, and val/* every val_every steps)
-    return step_metrics(update, batch, rewards, scores, old_logp, entropy, cfg.rollouts_per_prompt, timer)
+    metrics = step_metrics(update, batch, rewards, scores, old_logp, entropy, cfg.rollouts_per_prompt, timer)
+    return metrics | ({"perf/reserved_minus_allocated_gb": fragmentation} if fragmentation is not None else {})
 
 
 def validate(engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig, step: int) -> dict[str, float]:
@@ -269,7 +264,7 @@ def validate(engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig, 
         batch = engine.generate([prompts.prompt_ids[i] for i in chunk], cfg.val_samples_per_prompt,
                                 temperature=cfg.val_temperature, top_p=cfg.val_top_p, top_k=-1,
                                 max_new_tokens=cfg.val_max_response_length,
-                                seed=sample_seed(cfg.seed, step, 1 + start))
+                                seed=sample_seed(cfg.seed, step, 1 + start) if engine.seeded else None)
         answers = [prompts.rows[chunk[g]].answer for g in batch.group_ids.tolist()]
         correct.extend(grade_many(batch.texts, answers, grader=cfg.val_grader))
         rewards.extend(dapo_reward(text, gt) for text, gt in zip(batch.texts, answers))
@@ -281,6 +276,9 @@ def validate(engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig, 
 def train(cfg: JustRLConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Run (or resume) the JustRL loop described in the module docstring; return where its outputs are."""
     check_device(cfg)
+    check_vllm(cfg.rollout_engine)
+    device_bytes = device_memory_bytes(cfg)
+    check_fits_device(cfg, device_bytes)  # before any model load: a run that cannot fit stops here, not at step 1
     apply_cpu_threads(cfg)  # a deliberate thread count on CPU (justrl_lite/threads.py)
     out = Path(cfg.output_dir)
     checkpoint = latest_checkpoint(out) if resume else None
@@ -302,7 +300,9 @@ def train(cfg: JustRLConfig, *, resume: bool = False, progress: bool = True) -> 
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.json")
     logger = MetricsLogger(out, resume_step=start_step if checkpoint is not None else None)
-    engine = make_engine(cfg, model, tokenizer)
+    rng = rng_state()  # after resume restored it; the in-process vLLM re-seeds the global generators at start
+    engine = sampler_for_config(cfg, model, tokenizer, device_bytes)
+    set_rng_state(rng)
     info = {"train_prompts": len(train_prompts.rows), "train_prompts_filtered": train_prompts.n_filtered,
             "val_prompts": len(val_prompts.rows)}
     if start_step == 0:

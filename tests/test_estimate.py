@@ -17,13 +17,14 @@ from justrl_lite.scale.estimate import (
     Assumptions,
     ModelShape,
     advice,
-    hardware_table,
+    forward_flops_per_token,
     memory_estimate,
     model_shape,
     shape_from_config,
     time_estimate,
     val_prompts,
 )
+from justrl_lite.scale.estimate_report import hardware_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEEPSEEK = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
@@ -106,12 +107,12 @@ def test_memory_of_the_paper_preset_on_one_gpu_by_hand():
         "vLLM": (0.85 * 80 * GB, 1 * GB),  # its share u*M; asleep, its CUDA graphs (assumed 1 GB)
         "master": (4 * P, 4 * P), "grads": (0, 4 * P), "adam": (8 * P, 8 * P), "copy": (0, 2 * P),
         "activations": (0, 28 * T * h * 4 + 2 * T * w),
-        "chunk": (0, T * h * 8 + 441 * 151936 * 4 * 3),  # 441 tokens: 256 MiB of fp32 logits
+        "chunk": (0, T * h * 8 + 1766 * 151936 * 4 * 3),  # 1,766 tokens: 1 GiB of fp32 logits (CUDA)
         "reserve": (2 * GB, 2 * GB),
     }
     assert flat(m.rows) == pytest.approx(flat(want))
     assert m.rollout == pytest.approx(68 * GB + 12 * P + 2 * GB)  # 91.3 GB: vLLM's 0.85 beside the fp32 state
-    assert m.training == pytest.approx(sum(t for _, t in want.values()))  # 50.3 GB
+    assert m.training == pytest.approx(sum(t for _, t in want.values()))  # 52.7 GB
     assert KNOWN_SHAPES[DEEPSEEK].kv_bytes_per_token() == KV_PER_TOKEN == 28_672
     assert m.kv_tokens == int((0.85 * 80 * GB - 2 * P) // KV_PER_TOKEN)
     assert m.training <= 80 * GB < m.rollout and not m.fits
@@ -126,23 +127,31 @@ def test_both_phases_on_random_hardware_and_budgets():
         n, M, u = rng.choice([1, 2, 4, 8, 32]), rng.choice([24, 40, 80, 141]), rng.randint(5, 95) / 100
         T = rng.choice([16384, 20480, 32768])
         cfg = JustRLConfig.paper().replace(rollout_gpu_memory_utilization=u, micro_batch_max_tokens=T)
-        m = memory_estimate(cfg, shape, n, M, a)
+        m = memory_estimate(cfg, shape, n, M, a, "native" if n == 1 else "verl")
         copy = 2 * P if n == 1 else 2 * (2 * 151936 * 1536 + LAYER)
-        act = 28 * T * 1536 * 4 + 2 * T * (18 * 1536 + 3 * 256 + 4 * 8960) * 2
+        # native: an fp32 residual and one 1,766-token log-prob chunk; verl: a bf16 residual and the (T x V) logits
+        residual, logits = (4, T * 1536 * 8 + 1766 * 151936 * 12) if n == 1 else (2, T * 151936 * 6 + T * 1536 * 4)
+        act = 28 * T * 1536 * residual + 2 * T * (18 * 1536 + 3 * 256 + 4 * 8960) * 2
         rollout = u * M * GB + 12 * P / n + a.reserve_gb * GB
-        training = 16 * P / n + copy + act + T * 1536 * 8 + 441 * 151936 * 12 + (a.reserve_gb + a.vllm_asleep_gb) * GB
+        training = 16 * P / n + copy + act + logits + (a.reserve_gb + a.vllm_asleep_gb) * GB
         kv = int((u * M * GB - 2 * P) // KV_PER_TOKEN) if u * M * GB > 2 * P else 0
         assert (m.rollout, m.training) == pytest.approx((rollout, training)), (seed, n, M, u, T)
         assert m.kv_tokens == kv and m.fits == (max(rollout, training) <= M * GB and kv >= 16384), seed
 
 
-def test_fsdp_shards_the_fp32_state_on_32_gpus():
+def test_verl_shards_the_fp32_state_on_32_gpus_with_its_own_numerics():
     cfg = JustRLConfig.paper()
-    one, many = (memory_estimate(cfg, KNOWN_SHAPES[DEEPSEEK], n, 80) for n in (1, 32))
+    one, many = memory_estimate(cfg, KNOWN_SHAPES[DEEPSEEK], 1, 80), memory_estimate(cfg, KNOWN_SHAPES[DEEPSEEK], 32,
+                                                                                    80, engine="verl")
     for name in ("fp32 master weights (4P/N)", "fp32 gradients (4P/N)", "AdamW moments (8P/N)"):
         assert many.rows[name] == pytest.approx(tuple(x / 32 for x in one.rows[name]))
     assert many.rows["bfloat16 compute copy of weights"] == (0, 2 * (2 * 151936 * 1536 + LAYER))  # root + one layer
-    assert many.rows["activations (checkpointed)"] == one.rows["activations (checkpointed)"]  # per GPU, same budget
+    T, w = 32768, (18 * 1536 + 3 * 256 + 4 * 8960) * 2
+    assert many.rows["activations (checkpointed)"] == (0, 28 * T * 1536 * 2 + 2 * T * w)  # bf16 residual
+    # the whole micro-batch's logits: ~10 GB in bf16 at 32k tokens (review D6), plus their fp32 log-softmax
+    assert many.rows["(tokens x vocab) logits, bf16 + fp32 log-softmax (verl)"] == (0, T * 151936 * 6 + T * 1536 * 4)
+    with pytest.raises(ValueError, match="native trainer runs on one GPU"):
+        memory_estimate(cfg, KNOWN_SHAPES[DEEPSEEK], 32, 80)
     assert many.rollout == pytest.approx(68 * GB + 12 * P / 32 + 2 * GB)  # 70.7 GB: the state sharded beside vLLM
     assert many.fits
 
@@ -216,28 +225,43 @@ def test_advice_says_which_phase_and_names_a_change_that_fits():
     assert "set `rollout_gpu_memory_utilization=0.7`" in tips[1]
     assert memory_estimate(cfg.replace(rollout_gpu_memory_utilization=0.7), shape, 1, 80).fits
     assert not memory_estimate(cfg.replace(rollout_gpu_memory_utilization=0.75), shape, 1, 80).fits
-    assert "or use `--gpus 4`" in tips[2] and not memory_estimate(cfg, shape, 2, 80).fits
-    small = cfg.replace(rollout_gpu_memory_utilization=0.4)  # a 48 GB GPU: training (50.3 GB) overflows instead
+    assert len(tips) == 2 and not any("GPUs" in t for t in tips)  # the native trainer uses one GPU
+    verl_tips = advice(cfg, shape, 1, 80, a, "verl")
+    assert "or use 8 GPUs (`--nnodes 1 --gpus-per-node 8`" in verl_tips[-1]
+    assert memory_estimate(cfg, shape, 8, 80, a, "verl").fits
+    small = cfg.replace(rollout_gpu_memory_utilization=0.4)  # a 48 GB GPU: training (52.7 GB) overflows instead
     tips = advice(small, shape, 1, 48, a)
-    assert tips[0].startswith("training (vLLM asleep): 50.3 GB > 48.0 GB")
+    assert tips[0].startswith("training (vLLM asleep): 52.7 GB > 48.0 GB")
     tokens = int(next(t for t in tips if "micro_batch_max_tokens" in t).split("=")[1].split("`")[0])
     assert memory_estimate(small.replace(micro_batch_max_tokens=tokens), shape, 1, 48).fits
     assert not memory_estimate(small.replace(micro_batch_max_tokens=tokens + 1024), shape, 1, 48).fits
     tiny_kv = advice(cfg.replace(rollout_gpu_memory_utilization=0.05), shape, 1, 80, a)
     assert "less than one sequence" in tiny_kv[0]
-    assert advice(cfg, shape, 32, 80, a) == []
+    assert advice(cfg, shape, 32, 80, a, "verl") == []
 
 
 # ---- time, by hand --------------------------------------------------------------------------------
 
+def test_model_flops_count_matmul_parameters_and_attention():
+    shape = KNOWN_SHAPES[DEEPSEEK]
+    # per layer: q, o 1536^2 each; k, v 1536 x 256 each; MLP 3 x 1536 x 8960; plus lm_head 1536 x 151,936
+    matmul = 28 * (2 * 1536**2 + 2 * 1536 * 256 + 3 * 1536 * 8960) + 1536 * 151936
+    assert matmul == 1_543_569_408  # + embedding 233,373,696 + biases and norms 144,896 = 1,777,088,000 parameters
+    assert forward_flops_per_token(shape, 0) == 2 * matmul
+    assert forward_flops_per_token(shape, 1000) - 2 * matmul == 4 * 28 * 12 * 128 * 1000
+
+
 def test_time_of_the_paper_preset_on_32_gpus_by_hand():
-    a = Assumptions(mfu=0.35, peak_tflops=312, decode_tokens_per_s=2500, mean_length_fraction=0.5)
+    a = Assumptions(mfu=0.35, peak_tflops=312, decode_tokens_per_s=2500, mean_length_fraction=0.5,
+                    decode_latency_s=0.012)
     t = time_estimate(JustRLConfig.paper(), KNOWN_SHAPES[DEEPSEEK], 32, a)
-    tokens = 2048 * 0.5 * (1024 + 15360)
-    flops = 6 * P * tokens * 4 / 3 + 2 * P * tokens
+    s = 0.5 * (1024 + 15360)
+    tokens = 2048 * s
+    # (3 x 1 epoch + 1 old-log-prob pass) forwards of model FLOPs, no recompute
+    flops = 4 * (2 * 1_543_569_408 + 4 * 28 * 12 * 128 * s / 2) * tokens
     train_s = flops / (32 * 312e12 * 0.35)
-    rollout_s = 2048 * 0.5 * 15360 / (32 * 2500)
-    val_s = (30 + 30 + 40) * 32 * 0.5 * 31744 / (32 * 2500)  # AIME24 + AIME25 + AMC23, avg@32
+    rollout_s = max(2048 * 0.5 * 15360 / (32 * 2500), 15360 * 0.012)
+    val_s = max((30 + 30 + 40) * 32 * 0.5 * 31744 / (32 * 2500), 31744 * 0.012)  # AIME24+AIME25+AMC23, avg@32
     total = 4380 * (train_s + rollout_s) + (4380 // 50 + 1) * val_s
     assert (t.tokens_per_step, t.train_flops_per_step) == pytest.approx((tokens, flops))
     assert (t.train_s, t.rollout_s, t.val_s) == pytest.approx((train_s, rollout_s, val_s))
@@ -259,7 +283,7 @@ def test_paper_fits_32_gpus_not_one_and_one_gpu_fits_one_with_a_step_of_minutes(
     paper, one = JustRLConfig.paper(), JustRLConfig.one_gpu()
     alone = memory_estimate(paper, shape, 1, 80)
     assert not alone.fits and alone.training <= 80 * GB  # only the rollout phase overflows on one GPU
-    assert memory_estimate(paper, shape, 32, 80).fits
+    assert memory_estimate(paper, shape, 32, 80, engine="verl").fits
     m = memory_estimate(one, shape, 1, 80)
     assert m.fits and m.kv_tokens // m.sequence_tokens >= one.responses_per_step  # a whole step's responses at once
     t = time_estimate(one, shape, 1)
@@ -283,7 +307,8 @@ def test_one_gpu_reasons_quote_the_estimator():
 def test_hardware_table_rows():
     table = hardware_table().splitlines()
     assert len(table) == 6 and "does not fit" in table[3] and "does not fit" not in table[2] + table[4]
-    assert "--preset one_gpu --dry-run --gpus 1" in table[4]
+    assert "| verl, 32 x 80 GB |" in table[2] and "--engine verl --nnodes 4 --gpus-per-node 8 --dry-run" in table[2]
+    assert "| native, 1 x 80 GB |" in table[3] and "--preset one_gpu --dry-run`" in table[4]
     assert table[5].startswith("| `tiny` |") and "none (CPU)" in table[5] and "measured" in table[5]
 
 
@@ -301,13 +326,20 @@ def test_dry_run_of_one_gpu_prints_its_reasons_and_a_fit():
     assert "# Memory and time estimate (1 x 80 GB)" in done.stdout and "**FITS** on 1 x 80 GB" in done.stdout
 
 
-def test_dry_run_of_paper_defaults_to_32_gpus_and_flags_change_it():
-    done = dry_run()
+def test_dry_run_of_paper_is_the_native_trainer_on_one_gpu_and_names_verl():
+    done = dry_run("--gpu-memory-gb", "80", "--mfu", "0.5", "--decode-tokens-per-s", "1000")
     assert done.returncode == 0, done.stderr
-    assert "**FITS** on 32 x 80 GB" in done.stdout
-    done = dry_run("--gpus", "1", "--gpu-memory-gb", "80", "--mfu", "0.5", "--decode-tokens-per-s", "1000")
-    assert "**DOES NOT FIT** on 1 x 80 GB" in done.stdout and "`rollout_gpu_memory_utilization=0.7`" in done.stdout
-    assert "MFU 0.5 of 312 TFLOP/s, 1,000 decode tokens/s" in done.stdout
+    assert "Trainer: the native trainer (one GPU" in done.stdout
+    assert "**DOES NOT FIT** on 1 x 80 GB (native)" in done.stdout
+    assert "`rollout_gpu_memory_utilization=0.7`" in done.stdout and "--gpus " not in done.stdout
+    assert "--engine verl --nnodes 4 --gpus-per-node 8 --dry-run" in done.stdout
+    assert "MFU 0.5 of 312 TFLOP/s assumed" in done.stdout and "1,000 decode tokens/s per GPU fitted" in done.stdout
+
+
+def test_dry_run_refuses_several_gpus_for_the_native_trainer():
+    done = dry_run("--gpus", "8")
+    assert done.returncode == 2 and "native trainer uses one GPU" in done.stderr
+    assert "--engine verl --nnodes 1 --gpus-per-node 8 --dry-run" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_dry_run_bad_flag_is_one_clear_error():

@@ -9,7 +9,7 @@ from justrl_lite.config import JustRLConfig
 from justrl_lite.config_presets import ONE_GPU_REASONS
 from justrl_lite.config_tables import diff_table
 from justrl_lite.metrics import read_metrics
-from justrl_lite.scale.estimate import hardware_table
+from justrl_lite.scale.estimate_report import hardware_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

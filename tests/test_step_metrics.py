@@ -15,7 +15,7 @@ import torch
 from justrl_lite.config import PROJECT_ROOT, JustRLConfig
 from justrl_lite.data import MathRow
 from justrl_lite.metrics import read_metrics
-from justrl_lite.rollout import RolloutBatch, left_pad
+from justrl_lite.rollout import RolloutBatch, RolloutEngine, left_pad
 from justrl_lite.step_metrics import PhaseTimer, step_metrics
 from justrl_lite.trainer import train, train_step
 
@@ -103,7 +103,7 @@ def test_step_metrics_match_a_re_derivation_on_random_batches(with_entropy):
         assert m["perf/tokens_per_s"] == pytest.approx(sum(lens) / 3.0)
 
 
-class RandomEngine:
+class RandomEngine(RolloutEngine):
     """A rollout engine of random responses: half of them box the right answer."""
 
     def __init__(self, pad_id: int, vocab: int):

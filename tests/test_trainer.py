@@ -21,7 +21,7 @@ from justrl_lite.logprobs import compute_old_logprobs, micro_batches, sequence_l
 from justrl_lite.loss import policy_loss
 from justrl_lite.metrics import read_metrics
 from justrl_lite.policy import make_optimizer
-from justrl_lite.rollout import RolloutBatch
+from justrl_lite.rollout import RolloutBatch, RolloutEngine
 from justrl_lite.trainer import make_scheduler, prompt_indices, update_policy
 
 TOY_BASE = PROJECT_ROOT / "data" / "toy" / "base"
@@ -126,7 +126,7 @@ def test_global_token_mean_accumulation_equals_one_token_mean_over_the_mini_batc
     assert len(micro_batches(list(range(8)), batch.prompt_mask.sum(-1) + batch.response_mask.sum(-1), 64)) > 1
     for got, want in zip(captured["grads"], reference):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6, msg=f"seed {seed}")
-    assert all(p.grad is None for p in params)  # freed before vLLM wakes: scale/estimate.py's rollout phase counts on it
+    assert all(p.grad is None for p in params)  # freed before vLLM wakes: estimate.py's rollout phase counts on it
 
 
 # ---- end to end -----------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def test_validation_grades_with_the_configured_grader():
     from justrl_lite.prompts import EncodedPrompts
     from justrl_lite.trainer import validate
 
-    class OneAnswerEngine:
+    class OneAnswerEngine(RolloutEngine):
         def generate(self, prompt_ids, n, **kwargs):
             B = len(prompt_ids) * n
             mask = torch.ones(B, 3, dtype=torch.long)
@@ -311,9 +311,10 @@ def test_reusing_the_sampling_logprobs_trains_like_recomputing_them(tmp_path):
 
     base = JustRLConfig.tiny().replace(total_steps=3, prompts_per_step=4, mini_batch_prompts=1, val_every=3,
                                        save_every=3, val_max_prompts=2, val_samples_per_prompt=1, lr_warmup_steps=0)
-    assert reuse_sampling_logprobs(base) and not reuse_sampling_logprobs(base.replace(dtype="bfloat16"))
-    assert not reuse_sampling_logprobs(base.replace(top_p=0.9)) and not reuse_sampling_logprobs(
-        base.replace(recompute_old_logprobs="always"))
+    assert reuse_sampling_logprobs(base, True) and not reuse_sampling_logprobs(base.replace(dtype="bfloat16"), True)
+    assert not reuse_sampling_logprobs(base, False)  # e.g. vLLM: other kernels, other precision
+    assert not reuse_sampling_logprobs(base.replace(top_p=0.9), True) and not reuse_sampling_logprobs(
+        base.replace(recompute_old_logprobs="always"), True)
     weights, metrics = {}, {}
     for mode in ("auto", "always"):
         cfg = base.replace(recompute_old_logprobs=mode, output_dir=str(tmp_path / mode))

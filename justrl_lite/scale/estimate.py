@@ -1,7 +1,8 @@
 """What a ``JustRLConfig`` costs on N GPUs of M GB: per-GPU memory, and time per step and per run.
 
-Printed by ``python -m justrl_lite.full_run --dry-run [--gpus N] [--gpu-memory-gb M]``. Every number is a
-formula of the config, the model's shape and the ``Assumptions`` below; nothing is measured here.
+Printed by ``python -m justrl_lite.full_run --dry-run [--gpu-memory-gb M]`` for the native trainer (one GPU, vLLM
+colocated) and by ``--engine verl --nnodes n --gpus-per-node g --dry-run`` for verl on N = n x g GPUs (FSDP). Every
+number is a formula of the config, the model's shape and the ``Assumptions`` below; nothing is measured here.
 
 Model shape (``ModelShape``; h = hidden, L = layers, d = head_dim, g = KV heads, I = MLP width, V = vocab):
     P_layer = (h*h + h) + 2*(h*g*d + g*d) + h*h + 3*h*I + 2*h   # q (bias), k and v (bias), o, SwiGLU, 2 RMSNorms
@@ -11,7 +12,7 @@ DeepSeek-R1-Distill-Qwen-1.5B (h 1536, L 28, 12 heads, g 2, d 128, I 8960, V 151
 Memory per GPU, in bytes, in the two phases of a step (T = ``micro_batch_max_tokens``, M = GPU memory):
   1. fp32 master weights 4P and AdamW moments 8P (``policy.py``: fp32 master parameters, bf16 compute): resident
      in both phases. fp32 gradients 4P: training phase only (``zero_grad(set_to_none=True)`` frees them before
-     vLLM wakes). With N > 1 GPUs all three are sharded 1/N (FSDP, as verl does).
+     vLLM wakes). Under verl all three are sharded 1/N (FSDP).
   2. bf16 compute copy of the weights (none for float32): 2P on one GPU (autocast's cast cache); with N > 1,
      FSDP gathers them one unit at a time: 2*(V*h*(2 if untied else 1) + P_layer) (the root unit, one layer).
   3. activations under gradient checkpointing: every layer's input, L*T*h*4 (the residual stream stays fp32
@@ -19,8 +20,12 @@ Memory per GPU, in bytes, in the two phases of a step (T = ``micro_batch_max_tok
      w = (18h + 3g*d + 4I)*c bytes per token (c = 2 in bf16, 4 in fp32: norms in/out in fp32, q/k/v, rotated q/k,
      attention out, o_proj in, gate, up, silu(gate), their product; about 10% above what transformers' Qwen2
      layer saves: tests/test_estimate.py). Without checkpointing (L + 1)*T*w. Flash/SDPA: no T x T scores.
-  4. final hidden states and their gradient, T*h*8, and the log-prob chunk: C*V*4*3 (fp32 logits,
-     log-softmax and its gradient for C = ``logprobs.chunk_tokens(V)`` tokens (441 at V = 151,936); ``logprobs.py`` never holds more).
+  4. native: final hidden states and their gradient, T*h*8, and the log-prob chunk: C*V*4*3 (fp32 logits,
+     log-softmax and its gradient for C = ``logprobs.chunk_tokens(V, device)`` tokens (1,766 at V = 151,936 on
+     CUDA, 441 on CPU)).
+     verl's numerics (modelled from its dp_actor, not measured): FSDP casts the parameters to bf16, so the residual
+     stream is bf16 (L*T*h*2 in item 3) and the whole micro-batch's (T x V) logits exist at once: T*V*2 (bf16)
+     + T*V*4 (its fp32 log-softmax) + T*h*4.
   5. a fixed reserve in both phases (CUDA context, NCCL buffers, allocator fragmentation).
   6. vLLM (``rollout_engine = vllm``, colocated): awake, u*M (u = ``rollout_gpu_memory_utilization``): bf16
      weights 2P, the rest KV cache of 2*L*g*d*2 bytes per token (K, V in bf16). Asleep (level 1, CUDA only:
@@ -32,13 +37,17 @@ Memory per GPU, in bytes, in the two phases of a step (T = ``micro_batch_max_tok
 
 Time (s = mean sequence tokens = f*(prompt cap + response cap), f = ``mean_length_fraction``):
   tokens per step  = prompts_per_step * rollouts_per_prompt * s
-  training FLOPs   = 6*P*tokens*ppo_epochs*(4/3 with checkpointing: one extra forward) + 2*P*tokens (old log-probs)
+  model FLOPs of one forward per token (``forward_flops_per_token``, the one definition ``benchmarks/gpu_check.py``
+  shares) = 2 * (matmul parameters: projections, MLP, lm_head) + 4 * L * heads * d * s/2 (attention, mean
+  causal context s/2); training = (3 * ppo_epochs + 1) forwards (forward + backward per epoch, the old-log-prob
+  pass). Recomputation (checkpointing, log-prob chunks) is not counted: that would be HFU, not MFU.
   training time    = FLOPs / (N * peak * MFU)
-  rollout time     = responses * f*response cap / (N * decode tokens/s per GPU)
-  validation time  = val prompts * val samples * f*val cap / (N * decode), run at step 0 and every val_every steps
-The attention term of the FLOPs (about 4*L*h*s/2 per token forward) is left out: MFU absorbs it.
-The MFU, decode throughput, mean length, reserve and vLLM's asleep share are assumptions, not measurements:
-no GPU run of this package has measured them yet (``benchmarks/gpu_step.py`` is meant to).
+  rollout time     = max(responses * f*response cap / (N * decode tokens/s per GPU),  response cap * latency)
+                     (the floor: the longest response decodes one token after another)
+  validation time  = the same at the validation cap and samples, at step 0 and every val_every steps
+MFU, per-token latency, mean length, reserve and vLLM's asleep share are assumptions; the decode rate is fitted (the
+paper row, 32 GPUs, to the paper's ~15 days). No GPU run of this package has measured any of them yet
+(``benchmarks/gpu_check.py`` is meant to).
 """
 
 from __future__ import annotations
@@ -133,12 +142,16 @@ class Assumptions:
     """Numbers the estimate rests on that no GPU run of this package has measured yet."""
 
     mfu: float = 0.35
-    """Model FLOPs utilisation of training (forward, backward, recompute)."""
+    """Model FLOPs utilisation of training (``forward_flops_per_token``: no recompute counted). Assumed."""
     peak_tflops: float = 312.0
     """Dense bf16 peak of one GPU (A100/A800: 312; H100 SXM: 989)."""
-    decode_tokens_per_s: float = 2500.0
-    """vLLM sampled tokens per second per GPU over a whole rollout, long-response tail included. Chosen so that the
-    paper preset on 32 GPUs comes out near the paper's ~15 days: that row calibrates this number, it predicts nothing."""
+    decode_tokens_per_s: float = 2350.0
+    """vLLM sampled tokens per second per GPU over a whole rollout, long-response tail included. Fitted: chosen so
+    that the paper preset on 32 GPUs (verl) comes out near the paper's ~15 days (re-fitted to 2,350 when the FLOPs
+    became model FLOPs and the latency floor was added; 2,500 before): that row calibrates it, it predicts nothing."""
+    decode_latency_s: float = 0.012
+    """Seconds per decoded token of one sequence (one vLLM decode step of a 1.5B model); the floor of a rollout is
+    response cap x this. Assumed, not measured."""
     mean_length_fraction: float = 0.5
     """Mean prompt/response length as a share of its cap (the paper: ~8k of 15,360 at the start, 4-5k later)."""
     reserve_gb: float = 2.0
@@ -148,17 +161,26 @@ class Assumptions:
     buffers outside its sleep pool. Users report about 1 GB per GPU for 30B models on 4 GPUs (vllm#32714)."""
 
 
+ENGINES = ("native", "verl")
+"""The trainer being estimated: this package's (one GPU) or verl (FSDP over N GPUs)."""
+
+
 def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: float,
-                a: Assumptions) -> dict[str, tuple[float, float]]:
+                a: Assumptions, engine: str = "native") -> dict[str, tuple[float, float]]:
     """Bytes per GPU by item (items 1-6 of the module docstring): (rollout phase, training phase)."""
+    if engine not in ENGINES or (engine == "native" and gpus != 1):
+        raise ValueError(f"the native trainer runs on one GPU (got gpus={gpus}, engine={engine!r}); "
+                         f"multi-GPU estimates are verl's: engine='verl' (`--engine verl`)")
     P, h, T, V, N = shape.parameters, shape.hidden, cfg.micro_batch_max_tokens, shape.vocab, gpus
+    verl = engine == "verl"
     c = 4 if cfg.dtype == "float32" else 2
-    chunk = min(T, chunk_tokens(V))  # the chunk logprobs.py uses: 256 MiB of fp32 logits
+    chunk = min(T, chunk_tokens(V, cfg.device))  # the chunk logprobs.py uses: 1 GiB of fp32 logits on CUDA
     # w: bytes per token one decoder layer saves for backward
     w = (18 * h + 3 * shape.kv_heads * shape.head_dim + 4 * shape.intermediate) * c
     # checkpointed: every layer's fp32 input, L*T*h*4, plus one layer's saved tensors and their gradients, 2*T*w;
     # otherwise every layer's saved tensors, plus the gradients of the one in backward, (L + 1)*T*w
-    activations = shape.layers * T * h * 4 + 2 * T * w if cfg.gradient_checkpointing else (shape.layers + 1) * T * w
+    residual = 2 if verl and cfg.dtype != "float32" else 4  # verl: FSDP's bf16 parameters, a bf16 residual
+    activations = shape.layers * T * h * residual + 2 * T * w if cfg.gradient_checkpointing else (shape.layers + 1) * T * w
     # bf16 copy: 2P (autocast cache) on one GPU; FSDP: the root unit (embeddings, lm_head) and one layer at a time
     root = shape.embedding_parameters * (1 if shape.tied else 2)
     compute_copy = 0 if cfg.dtype == "float32" else 2 * P if N == 1 else 2 * (root + shape.layer_parameters)
@@ -173,8 +195,10 @@ def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: 
         f"{cfg.dtype} compute copy of weights" if compute_copy else "compute copy of weights (none)": (0.0, compute_copy),
         "activations (checkpointed)" if cfg.gradient_checkpointing else "activations (no checkpointing)":
             (0.0, activations),
-        # final hidden states + their fp32 gradient, T*h*8; fp32 logits, log-softmax, gradient of one chunk, C*V*4*3
-        f"final hidden + log-prob chunk ({chunk} tokens)": (0.0, T * h * 8 + chunk * V * 4 * 3),
+        # native: final hidden + fp32 gradient, T*h*8; fp32 logits, log-softmax, gradient of one chunk, C*V*4*3
+        # verl: the micro-batch's (T x V) logits in bf16 and their fp32 log-softmax, T*V*6, + T*h*4
+        **({"(tokens x vocab) logits, bf16 + fp32 log-softmax (verl)": (0.0, T * V * 6 + T * h * 4)} if verl else
+           {f"final hidden + log-prob chunk ({chunk} tokens)": (0.0, T * h * 8 + chunk * V * 4 * 3)}),
         "reserve (assumption)": (reserve, reserve),
     }
 
@@ -199,39 +223,43 @@ class MemoryEstimate:
 
 
 def memory_estimate(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: float,
-                    a: Assumptions = Assumptions()) -> MemoryEstimate:
-    rows, seq = memory_rows(cfg, shape, gpus, gpu_memory_gb, a), cfg.max_prompt_length + cfg.max_response_length
+                    a: Assumptions = Assumptions(), engine: str = "native") -> MemoryEstimate:
+    rows = memory_rows(cfg, shape, gpus, gpu_memory_gb, a, engine)
+    seq = cfg.max_prompt_length + cfg.max_response_length
     share = rows[VLLM_ROW][0] if VLLM_ROW in rows else 0.0
     # KV tokens = (u*M - 2P) / (2 * L * g * d * 2 bytes); transformers generate: its KV cache is not modelled
     kv_tokens = max(0, int((share - 2 * shape.parameters) // shape.kv_bytes_per_token(2))) if share else seq
     return MemoryEstimate(rows, gpu_memory_gb * GB, share, kv_tokens, seq)
 
 
-def advice(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: float, a: Assumptions) -> list[str]:
-    """Why a config does not fit, and which single change makes it fit (empty when it fits)."""
-    m = memory_estimate(cfg, shape, gpus, gpu_memory_gb, a)
+def advice(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: float, a: Assumptions,
+           engine: str = "native") -> list[str]:
+    """Why a config does not fit, and which single change makes it fit (empty when it fits). More GPUs are
+    advised only for verl: the native trainer uses one."""
+    m = memory_estimate(cfg, shape, gpus, gpu_memory_gb, a, engine)
     if m.fits:
         return []
-    fits = lambda c, n=gpus: memory_estimate(c, shape, n, gpu_memory_gb, a).fits  # noqa: E731
-    tips, seq, M = [], m.sequence_tokens, _gb(m.gpu_memory)
+    fits = lambda c, n=gpus: memory_estimate(c, shape, n, gpu_memory_gb, a, engine).fits  # noqa: E731
+    tips, seq, M = [], m.sequence_tokens, format_gb(m.gpu_memory)
     if m.kv_tokens < seq:
         tips.append(f"the vLLM share holds {m.kv_tokens:,} KV tokens, less than one sequence ({seq:,}): "
                     f"raise `rollout_gpu_memory_utilization` or lower `max_response_length`")
     if m.rollout > m.gpu_memory:
-        tips.append(f"rollouts: vLLM's share {_gb(m.vllm_share)} + what training keeps resident beside it "
-                    f"{_gb(m.rollout - m.vllm_share)} (fp32 master weights and AdamW moments, reserve) = "
-                    f"{_gb(m.rollout)} > {M}")
+        tips.append(f"rollouts: vLLM's share {format_gb(m.vllm_share)} + what training keeps resident beside it "
+                    f"{format_gb(m.rollout - m.vllm_share)} (fp32 master weights and AdamW moments, reserve) = "
+                    f"{format_gb(m.rollout)} > {M}")
     if m.training > m.gpu_memory:
-        tips.append(f"training (vLLM asleep): {_gb(m.training)} > {M}")
+        tips.append(f"training (vLLM asleep): {format_gb(m.training)} > {M}")
     tokens = next((t for t in range(cfg.micro_batch_max_tokens - 1024, seq - 1, -1024)
                    if fits(cfg.replace(micro_batch_max_tokens=t))), None)
     u = next((x / 100 for x in range(round(cfg.rollout_gpu_memory_utilization * 100) - 5, 4, -5)
               if VLLM_ROW in m.rows and fits(cfg.replace(rollout_gpu_memory_utilization=x / 100))), None)
-    more = next((n for n in (2, 4, 8, 16, 32, 64) if n > gpus and fits(cfg, n)), None)
+    more = engine == "verl" and next((n for n in (8, 16, 32, 64) if n > gpus and fits(cfg, n)), None)
     fixes = [fix for ok, fix in (
         (tokens, f"set `micro_batch_max_tokens={tokens}` (activations scale with it; >= one sequence, {seq:,})"),
         (u, f"set `rollout_gpu_memory_utilization={u}` (a smaller KV cache beside training's resident state)"),
-        (more, f"use `--gpus {more}` (FSDP shards the fp32 weights, gradients and AdamW moments)")) if ok]
+        (more, f"use {more} GPUs (`--nnodes {max(1, (more or 8) // 8)} --gpus-per-node {min(8, more or 8)}`: "
+               f"FSDP shards the fp32 weights, gradients and AdamW moments)")) if ok]
     fixes = fixes or ["no single change found: use fewer response tokens, LoRA, or GPUs with more memory"]
     return tips + [("or " if i else "") + fix for i, fix in enumerate(fixes)]
 
@@ -268,82 +296,37 @@ def val_prompts(cfg: JustRLConfig) -> int | None:
     return min(total, cfg.val_max_prompts) if cfg.val_max_prompts else total
 
 
+def forward_flops_per_token(shape: ModelShape, context: float) -> float:
+    """Model FLOPs of one forward pass per token: 2 x matmul parameters + attention at mean causal ``context``.
+
+    matmul parameters = L x (q, k, v, o projections + 3 MLP matrices) + V*h (the lm_head, tied or not); the input
+    embedding is a lookup, and biases and norms are not matmuls (1,543,569,408 of DeepSeek-R1-Distill-Qwen-1.5B's
+    1,777,088,000 parameters); attention = L x (Q K^T and A V: 2 x context x heads x d) x 2 FLOPs per multiply-add.
+    """
+    qd, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+    layer = 2 * shape.hidden * qd + 2 * shape.hidden * kv + 3 * shape.hidden * shape.intermediate
+    matmul = shape.layers * layer + shape.embedding_parameters
+    return 2 * matmul + 4 * shape.layers * qd * context
+
+
 def time_estimate(cfg: JustRLConfig, shape: ModelShape, gpus: int, a: Assumptions = Assumptions()) -> TimeEstimate:
-    f, P = a.mean_length_fraction, shape.parameters
-    tokens = cfg.responses_per_step * f * (cfg.max_prompt_length + cfg.max_response_length)
-    recompute = 4 / 3 if cfg.gradient_checkpointing else 1.0
-    # FLOPs = 6 P tokens x epochs x 4/3 (recompute) + 2 P tokens (old log-probs)
-    flops = 6 * P * tokens * cfg.ppo_epochs * recompute + 2 * P * tokens
+    f = a.mean_length_fraction
+    seq = f * (cfg.max_prompt_length + cfg.max_response_length)
+    tokens = cfg.responses_per_step * seq
+    # model FLOPs = (3 x epochs + 1 old-log-prob pass) x forward FLOPs per token x tokens (no recompute: MFU)
+    flops = (3 * cfg.ppo_epochs + 1) * forward_flops_per_token(shape, seq / 2) * tokens
     train_s = flops / (gpus * a.peak_tflops * 1e12 * a.mfu)
-    # rollout = responses x f*response cap / (N x decode tokens/s); validation likewise, at its own cap and samples
-    rollout_s = cfg.responses_per_step * f * cfg.max_response_length / (gpus * a.decode_tokens_per_s)
+
+    def decode_s(responses: float, cap: int) -> float:  # max(throughput bound, the longest response's latency)
+        return max(responses * f * cap / (gpus * a.decode_tokens_per_s), cap * a.decode_latency_s)
+
+    rollout_s = decode_s(cfg.responses_per_step, cfg.max_response_length)
     n_val = val_prompts(cfg)
-    val_s = (n_val or 0) * cfg.val_samples_per_prompt * f * cfg.val_max_response_length / (gpus * a.decode_tokens_per_s)
+    val_s = decode_s(n_val * cfg.val_samples_per_prompt, cfg.val_max_response_length) if n_val else 0.0
     validations = cfg.total_steps // cfg.val_every + 1
     total = cfg.total_steps * (train_s + rollout_s) + validations * val_s
     return TimeEstimate(tokens, flops, train_s, rollout_s, val_s, validations, total, total * gpus / 3600)
 
 
-def _gb(x: float) -> str:
+def format_gb(x: float) -> str:
     return f"{x / GB:.1f} GB" if x >= 0.1 * GB else f"{x / 1e6:.1f} MB"
-
-
-def _duration(s: float) -> str:
-    return f"{s / 86400:.1f} days" if s >= 2 * 86400 else f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min"
-
-
-def estimate_table(cfg: JustRLConfig, gpus: int, gpu_memory_gb: float, a: Assumptions = Assumptions(),
-                   shape: ModelShape | None = None) -> str:
-    """The markdown report ``full_run --dry-run`` prints."""
-    shape, source = (shape, "given") if shape else model_shape(cfg.model_name_or_path)
-    m, t = memory_estimate(cfg, shape, gpus, gpu_memory_gb, a), time_estimate(cfg, shape, gpus, a)
-    lines = [f"Model: {shape.parameters:,} parameters (shape: {source}). Hardware: {gpus} x "
-             f"{gpu_memory_gb:g} GB GPUs. Formulas: `justrl_lite/scale/estimate.py`.", "",
-             "| per GPU | rollout (vLLM awake) | training (vLLM asleep) |", "|---|---|---|"]
-    lines += [f"| {name} | {_gb(r) if r else '-'} | {_gb(tr) if tr else '-'} |" for name, (r, tr) in m.rows.items()]
-    lines.append(f"| **total** of {_gb(m.gpu_memory)} | **{_gb(m.rollout)}** | **{_gb(m.training)}** |")
-    if cfg.rollout_engine == "vllm":
-        lines += ["", f"vLLM's share ({cfg.rollout_gpu_memory_utilization:g} x {gpu_memory_gb:g} GB = "
-                  f"{_gb(m.vllm_share)}): bf16 weights {_gb(2 * shape.parameters)}, KV cache {m.kv_tokens:,} tokens "
-                  f"({shape.kv_bytes_per_token(2):,} B/token): {m.kv_tokens // m.sequence_tokens} full sequences of "
-                  f"{m.sequence_tokens:,} tokens."]
-    verdict = "FITS" if m.fits else "DOES NOT FIT"
-    lines += ["", f"**{verdict}** on {gpus} x {gpu_memory_gb:g} GB."] + [f"- {tip}" for tip in
-                                                                         advice(cfg, shape, gpus, gpu_memory_gb, a)]
-    val = (f"{_duration(t.val_s)} per validation x {t.validations}" if t.val_s
-           else "validation time unknown (val_data size not known)")
-    lines += ["", f"Time (assumptions, not measurements: MFU {a.mfu:g} of {a.peak_tflops:g} TFLOP/s, "
-              f"{a.decode_tokens_per_s:,.0f} decode tokens/s per GPU, mean lengths {a.mean_length_fraction:g} x caps):",
-              f"- per step: {_duration(t.step_s)} = training {_duration(t.train_s)} "
-              f"({t.train_flops_per_step:.2e} FLOPs on {t.tokens_per_step:,.0f} tokens) + rollout {_duration(t.rollout_s)}",
-              f"- {cfg.total_steps:,} steps: {_duration(t.total_s)} ({val}); {t.gpu_hours:,.0f} GPU-hours"]
-    if cfg.device == "cpu":
-        lines.append("- device is cpu: these GPU figures do not apply; memory above is host RAM at GPU dtypes")
-    return "\n".join(lines)
-
-
-README_ROWS: tuple[tuple[str, int], ...] = (("paper", 32), ("paper", 1), ("one_gpu", 1), ("tiny", 1))
-"""(preset, GPUs) rows of the README's hardware table, on 80 GB GPUs (``tiny`` runs on a CPU)."""
-
-
-def hardware_table(rows: tuple[tuple[str, int], ...] = README_ROWS, gpu_memory_gb: float = PAPER_HARDWARE[1],
-                   a: Assumptions = Assumptions()) -> str:
-    """Markdown table per (preset, GPUs): memory per GPU in each phase, fits, time per step and run, the command."""
-    from justrl_lite.config_presets import PRESETS
-
-    out = ["| preset | what it is for | GPUs | memory per GPU: rollout / training | time per step | whole run | command |",
-           "|---|---|---|---|---|---|---|"]
-    for name, gpus in rows:
-        cfg = JustRLConfig.preset(name)
-        shape = model_shape(cfg.model_name_or_path)[0]
-        m, t = memory_estimate(cfg, shape, gpus, gpu_memory_gb, a), time_estimate(cfg, shape, gpus, a)
-        command = f"`python -m justrl_lite.full_run --preset {name} --dry-run{f' --gpus {gpus}' * (cfg.device == 'cuda')}`"
-        if cfg.device == "cpu":  # the GPU time assumptions do not apply; its time is measured (README)
-            out.append(f"| `{name}` | {PRESETS[name]} | none (CPU) | {_gb(m.training)} of RAM (tensors) | measured: "
-                       f"`data/tiny_run` | measured: `data/tiny_run` ({cfg.total_steps:,} steps) | {command} |")
-            continue
-        fits = "fits" if m.fits else "**does not fit**"
-        out.append(f"| `{name}` | {PRESETS[name]} | {gpus} x {gpu_memory_gb:g} GB | {_gb(m.rollout)} / "
-                   f"{_gb(m.training)}: {fits} | {_duration(t.step_s)} | {_duration(t.total_s)} "
-                   f"({cfg.total_steps:,} steps, {t.gpu_hours:,.0f} GPU-hours) | {command} |")
-    return "\n".join(out)
