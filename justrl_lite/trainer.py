@@ -44,7 +44,7 @@ import torch
 from tqdm.auto import tqdm
 
 from justrl_lite.advantage import broadcast_to_tokens, grpo_advantages
-from justrl_lite.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
+from justrl_lite.checkpoint import load_training_state, prepare_output_dir, prune_checkpoints, save_checkpoint
 from justrl_lite.config import JustRLConfig, resolve_path
 from justrl_lite.data import load_rows
 from justrl_lite.logprobs import (  # noqa: F401  (micro_batches, sequence_lengths: re-exported)
@@ -288,12 +288,16 @@ def validate(engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig, 
             "val/response_length": float(np.mean(lengths))}
 
 
-def train(cfg: JustRLConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Run (or resume) the JustRL loop described in the module docstring; return where its outputs are."""
+def train(cfg: JustRLConfig, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True) -> TrainResult:
+    """Run (or resume) the JustRL loop described in the module docstring; return where its outputs are.
+
+    An ``output_dir`` holding another run is refused unless ``resume`` (continue it from its newest verified
+    checkpoint) or ``overwrite`` (delete its metrics, checkpoints and figures first) is given."""
     check_device(cfg)
     apply_cpu_threads(cfg)  # a deliberate thread count on CPU (justrl_lite/threads.py)
     out = Path(cfg.output_dir)
-    checkpoint = latest_checkpoint(out) if resume else None
+    checkpoint = prepare_output_dir(out, resume=resume, overwrite=overwrite)
     _check_same_run(out, cfg, checkpoint)
     seed_everything(cfg.seed)
     model, tokenizer = load_policy(cfg, checkpoint)
@@ -332,7 +336,8 @@ def train(cfg: JustRLConfig, *, resume: bool = False, progress: bool = True) -> 
                         ent=f"{metrics['policy/entropy']:.2f}", len=f"{metrics['response_length/mean']:.0f}")
         if step % cfg.save_every == 0 or step == cfg.total_steps:
             save_checkpoint(out, step, model, tokenizer, optimizer, scheduler,
-                            {"data_position": step * cfg.prompts_per_step})
+                            {"data_position": step * cfg.prompts_per_step}, prompt_suffix=cfg.prompt_suffix)
+            prune_checkpoints(out, cfg.keep_checkpoints, cfg.keep_every_steps)
     logger.close()
     return TrainResult(out, logger.path, cfg.total_steps)
 
@@ -344,7 +349,8 @@ def _check_same_run(out: Path, cfg: JustRLConfig, checkpoint: Path | None) -> No
         return
     old = json.loads(saved.read_text())
     new = cfg.to_dict()
-    changed = [k for k in new if k not in ("total_steps", "cpu_threads") and old.get(k) != new[k]]
+    free = ("total_steps", "cpu_threads", "output_dir", "keep_checkpoints", "keep_every_steps")  # a moved folder
+    changed = [k for k in new if k not in free and old.get(k) != new[k]]
     if changed:
         raise TrainerError(f"--resume: {out} was started with different values of {changed}. Resume with the same "
-                           f"settings (only total_steps and cpu_threads may change) or choose another output_dir.")
+                           f"settings (only {', '.join(free)} may change) or choose another output_dir.")
