@@ -209,3 +209,72 @@ def test_dry_run_states_the_checkpoint_size_and_the_disk_the_run_needs():
     # 3 kept + the one being written before the oldest goes; 88 saves without retention
     assert "88 saves (save_every=50), 3 kept" in done.stdout
     assert f"the run needs about {4 * one:.3g} GB of disk" in done.stdout
+
+
+# ---- evaluation agrees with training ---------------------------------------------------------------------------
+
+@needs_toy
+def test_evaluating_a_run_folder_reproduces_training_validation_and_names_its_prompt(run, tmp_path, capsys):
+    """The 4-step checkpoint on the same 32 toy test problems x 4 samples, sampled as validation samples them.
+
+    Training's validation at step 4 and ``evaluate --model RUN_FOLDER`` (auto: the recorded training suffix)
+    agree within noise (128 samples: std about 0.045); the paper's evaluation suffix scores far lower.
+    """
+    from justrl_lite import evaluate
+
+    out = run[0]
+    cfg = JustRLConfig.tiny()
+    val = {r["step"]: r["val/pass@1"] for r in read_metrics(out / "metrics.jsonl") if "val/pass@1" in r}[4]
+    scores, said = {}, {}
+    for prompt in ("auto", "paper"):
+        argv = ["--model", str(out), "--benchmarks", f"toy={PROJECT_ROOT / cfg.val_data}", "--limit", "32",
+                "--n-samples", "4", "--temperature", str(cfg.val_temperature), "--top-p", str(cfg.val_top_p),
+                "--max-new-tokens", str(cfg.val_max_response_length), "--grader", cfg.val_grader, "--device",
+                "cpu", "--no-judge", "--no-progress", "--out", str(tmp_path / prompt), "--prompt", prompt]
+        assert evaluate.main(argv) == 0
+        said[prompt] = capsys.readouterr().err
+        scores[prompt] = json.loads((tmp_path / prompt / "summary.json").read_text())
+    pass1 = {p: s["benchmarks"]["toy"]["pass@1"] / 100 for p, s in scores.items()}
+    assert abs(pass1["auto"] - val) <= 0.15, (pass1, val)
+    assert pass1["paper"] <= pass1["auto"] - 0.15, (pass1, val)
+    assert "prompt: the training suffix" in said["auto"] and "recorded by the checkpoint" in said["auto"]
+    assert "warning: this differs from the paper's evaluation prompt" in said["auto"]
+    assert "prompt: the paper's evaluation suffix" in said["paper"]
+    assert scores["auto"]["model"] == str(out / "checkpoints" / "step_000004" / "policy")
+
+
+@needs_toy
+def test_evaluate_on_a_run_folder_without_a_checkpoint_is_one_clear_error(tmp_path, capsys):
+    from justrl_lite import evaluate
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    rc = evaluate.main(["--model", str(tmp_path / "run"), "--benchmarks", "toy=data/toy/test.jsonl",
+                        "--out", str(tmp_path / "eval"), "--device", "cpu"])
+    assert rc == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"error: {tmp_path / 'run'} is a run folder without a checkpoint yet")
+
+
+@needs_toy
+def test_export_refuses_a_non_empty_folder_and_carries_the_training_prompt(run, tmp_path):
+    from justrl_lite.export import ExportError, export_checkpoint
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not empty"):
+        export_checkpoint(run[0], taken)
+    assert [p.name for p in taken.iterdir()] == ["notes.txt"]
+    out = export_checkpoint(run[0], tmp_path / "exported")
+    assert ckpt.read_prompt_file(out) == TRAIN_PROMPT_SUFFIX
+    assert (out / "config.json").is_file()
+
+
+@needs_toy
+def test_plots_write_into_the_run_folder_by_default(run, tmp_path):
+    from justrl_lite import plots
+
+    out = copy_of(run[0], tmp_path)
+    shutil.rmtree(out / "figures")
+    assert plots.main([str(out / "metrics.jsonl")]) == 0
+    assert {p.name for p in (out / "figures").iterdir()} == {"training_dynamics.png", "heldout_accuracy.png"}
