@@ -111,6 +111,7 @@ from justrl_lite.eval_sampling import (  # noqa: F401  (re-exported)
 )
 from justrl_lite.grader_pool import GraderPool
 from justrl_lite.grading import EVAL_GRADER, GRADERS
+from justrl_lite.hub import model_unreachable_reason
 from justrl_lite.judge import (
     JUDGE_CHOICES,
     JUDGE_MODEL,
@@ -196,6 +197,10 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
             model = resolve_policy_folder(model)  # a run or step_* folder -> its policy/
         except CheckpointError as e:
             raise EvaluationError(str(e)) from e
+    unreachable = model_unreachable_reason(model) if isinstance(model, str) and not Path(model).exists() else None
+    if unreachable is not None:
+        raise EvaluationError(f"--model {model!r} is not a local folder and the hub cannot serve it "
+                              f"({unreachable}): pass a local model folder")
     recorded = read_prompt_file(model) if isinstance(model, Path) else None
     if prompt not in EVAL_PROMPTS:
         raise EvaluationError(f"--prompt must be one of {EVAL_PROMPTS}, got {prompt!r}")

@@ -140,9 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"torch CPU threads: {threads} ({rule}); set cpu_threads=N to override", file=sys.stderr)
         from justrl_lite.checkpoint import CheckpointError
         from justrl_lite.data import DataError
+        from justrl_lite.policy import check_device
         from justrl_lite.trainer import TrainerError, train
 
         try:
+            check_device(cfg)  # no GPU for a GPU preset says so first
+            check_model_reachable(cfg)
             result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
         except (TrainerError, DataError, CheckpointError) as e:
             raise ConfigError(str(e)) from e
@@ -151,6 +154,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(report(result))
     return 0
+
+
+def check_model_reachable(cfg: JustRLConfig) -> None:
+    """A hub model with the hub out of reach: one line now, not a minute of retries later (``hub.py``)."""
+    from pathlib import Path
+
+    from justrl_lite.config import resolve_path
+    from justrl_lite.hub import model_unreachable_reason
+
+    if Path(resolve_path(cfg.model_name_or_path)).exists():
+        return
+    reason = model_unreachable_reason(cfg.model_name_or_path)
+    if reason is not None:
+        raise ConfigError(f"model_name_or_path={cfg.model_name_or_path!r} is not a local folder and the hub cannot "
+                          f"serve it ({reason}): point model_name_or_path at a local model folder")
 
 
 def report(result) -> str:

@@ -92,3 +92,17 @@ def regrade(results_dir: str | Path, out_dir: str | Path | None = None, *,
                             settings={"regraded_from": str(src)}, compare=compare)
     write_summary(out, summary)
     return summary
+
+
+if __name__ == "__main__":  # regrading is a mode of the evaluate command: forward to it
+    import sys
+
+    from justrl_lite.evaluate import main
+
+    args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help"):
+        print(f"{__doc__}\nusage: python -m justrl_lite.regrade DIR [--out OUT] [--grader ...] [--compare ...]\n"
+              f"  the same as `python -m justrl_lite.evaluate --regrade DIR ...`; its options: "
+              f"`python -m justrl_lite.evaluate --help`")
+        sys.exit(0 if args else 2)
+    sys.exit(main(["--regrade", *args]))

