@@ -250,7 +250,7 @@ def _open_hub(hub_id: str, split: str, name: str, *, tried_folder: str | None,
     if spec is not None:
         where = (f" No local copy: {spec.local_file!r} is not in {tried_folder}. Set ${DATA_DIR_ENV} (or pass "
                  f"evaluate --data-dir) to a folder holding it.")
-    offline = None if offline_variable() else probe_failure()
+    offline = None if offline_variable() or Path(hub_id).is_dir() else probe_failure()
     if offline is not None:  # fail now, not after a minute of retries
         raise DataError(f"cannot load hub dataset {hub_id!r}: {offline}.{where} Without the hub pass a local "
                         f"parquet/JSONL path instead.")

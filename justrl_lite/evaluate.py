@@ -197,15 +197,10 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
             model = resolve_policy_folder(model)  # a run or step_* folder -> its policy/
         except CheckpointError as e:
             raise EvaluationError(str(e)) from e
-    unreachable = model_unreachable_reason(model) if isinstance(model, str) and not Path(model).exists() else None
-    if unreachable is not None:
-        raise EvaluationError(f"--model {model!r} is not a local folder and the hub cannot serve it "
-                              f"({unreachable}): pass a local model folder")
     recorded = read_prompt_file(model) if isinstance(model, Path) else None
     if prompt not in EVAL_PROMPTS:
         raise EvaluationError(f"--prompt must be one of {EVAL_PROMPTS}, got {prompt!r}")
     suffix, said = choose_eval_prompt(prompt, recorded)
-    print(said, file=sys.stderr)
     sampling = SamplingSettings(temperature, top_p, max_new_tokens, base_seed, batch_size, prompt_suffix=suffix)
     sampling.check()
     sources = resolve_benchmarks(benchmarks, n_samples)
@@ -216,6 +211,13 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
     label = model_path or getattr(model, "name_or_path", "") or "in-memory model"
     # every benchmark is read before the model is loaded: a bad one fails in seconds, not after minutes
     rows_by_bench = {s.name: _load_rows(s, limit, data_dir) for s in sources}
+    # a hub model with the hub out of reach: one line now, not a minute of retries (hub.py)
+    loads_from_hub = (isinstance(model, str) and not Path(model).exists()
+                      and (isinstance(engine, str) or tokenizer is None))
+    unreachable = model_unreachable_reason(model) if loads_from_hub else None
+    if unreachable is not None:
+        raise EvaluationError(f"--model {model!r} is not a local folder and the hub cannot serve it "
+                              f"({unreachable}): pass a local model folder")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"model": label, **asdict(sampling), "engine": engine if isinstance(engine, str) else "custom",
@@ -241,6 +243,7 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
                                   "engine's model")
         _, tokenizer = load_model(model_path, device="cpu", dtype="float32", load_weights=False)
     save_settings(out, settings)  # only now: a model that fails to load leaves nothing to resume against
+    print(said, file=sys.stderr)  # which prompt, once the model has loaded
 
     for s in sources:
         generate_benchmark(engine, tokenizer, rows_by_bench[s.name], sample_seeds(base_seed, s.n_samples),
