@@ -5,6 +5,7 @@ Modules, in the order data flows:
                  validation: config_checks; file I/O: config_io; tables: config_tables)
     benchmarks - the nine benchmarks and the paper's results table
     data       - DAPO-Math-17k / benchmark loaders; prompts: the paper's training and evaluation prompts
+    hub        - fail fast when the Hugging Face hub cannot be reached
     rollout    - sampling responses with per-token log-probs: transformers (decode), vLLM (vllm_rollout)
     boxed      - the last \\boxed{} of a response
     verifier   - the strict DAPO box reward and the lenient ablation reward
@@ -14,7 +15,7 @@ Modules, in the order data flows:
     policy     - loading the policy (float32 master weights, bf16 compute), the optimizer, the device check
     logprobs   - memory-safe chunked token log-probs and entropy, micro-batch planning, the old-log-prob pass
     loss       - the clipped policy loss (clip-higher + dual clip), aggregation
-    trainer    - the single-stage training loop, checkpoints and resume; what a step logs (step_metrics);
+    trainer    - the single-stage training loop, verified checkpoints and resume (checkpoint); what a step logs (step_metrics);
                  Algorithm 1 generated from it (algorithm)
     export     - `python -m justrl_lite.export`: a checkpoint -> a Hugging Face folder in a chosen dtype
     threads    - the CPU thread count of a run

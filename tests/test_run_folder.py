@@ -235,6 +235,7 @@ def test_evaluating_a_run_folder_reproduces_training_validation_and_names_its_pr
         said[prompt] = capsys.readouterr().err
         scores[prompt] = json.loads((tmp_path / prompt / "summary.json").read_text())
     pass1 = {p: s["benchmarks"]["toy"]["pass@1"] / 100 for p, s in scores.items()}
+    print(f"validation at step 4: {val:.3f}; evaluate --prompt auto: {pass1['auto']:.3f}, paper: {pass1['paper']:.3f}")
     assert abs(pass1["auto"] - val) <= 0.15, (pass1, val)
     assert pass1["paper"] <= pass1["auto"] - 0.15, (pass1, val)
     assert "prompt: the training suffix" in said["auto"] and "recorded by the checkpoint" in said["auto"]
@@ -271,6 +272,11 @@ def test_export_refuses_a_non_empty_folder_and_carries_the_training_prompt(run, 
 
 
 @needs_toy
+def test_make_demo_is_the_tiny_run_and_passes_its_flags():
+    recipe = (PROJECT_ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "-m justrl_lite.full_run --preset tiny $(DEMO_ARGS)" in recipe
+
+
 def test_plots_write_into_the_run_folder_by_default(run, tmp_path):
     from justrl_lite import plots
 
