@@ -106,11 +106,14 @@ def save_checkpoint(output_dir: str | Path, step: int, model, tokenizer, optimiz
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         good = _newest_complete(root)
-        free = shutil.disk_usage(root if root.exists() else Path(output_dir).parent).free
+        try:
+            free = f"{_gb(shutil.disk_usage(root if root.exists() else Path(output_dir)).free)} is free"
+        except OSError:
+            free = "the free space is unknown"
         raise CheckpointError(
             f"cannot write the step-{step} checkpoint in {root} ({e.strerror or e}); last good checkpoint: "
-            f"{good or 'none'}; a checkpoint needs about {_gb(checkpoint_bytes(model))} and {_gb(free)} is "
-            f"free. Free space (or lower keep_checkpoints=), then rerun with --resume.") from e
+            f"{good or 'none'}; a checkpoint needs about {_gb(checkpoint_bytes(model))} and {free}. "
+            f"Free space (or lower keep_checkpoints=), then rerun with --resume.") from e
     return final
 
 
