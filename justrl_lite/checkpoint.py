@@ -215,7 +215,8 @@ def find_resume_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[st
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest checkpoint of a run folder that verifies, or None when it has none yet."""
+    """The newest checkpoint of a run folder that verifies (each file is read once to check its SHA-256), or None
+    when it has none yet."""
     return find_resume_checkpoint(output_dir)[0]
 
 

@@ -173,13 +173,15 @@ def check_model_reachable(cfg: JustRLConfig) -> None:
 
 def report(result) -> str:
     """The end of a run in a few lines: held-out pass@1 at each validation, the checkpoint, metrics, figures."""
-    from justrl_lite.checkpoint import latest_checkpoint
+    from justrl_lite.checkpoint import LATEST, checkpoint_root
     from justrl_lite.metrics import read_metrics
 
     rows = read_metrics(result.metrics_path)
     scores = ", ".join(f"step {r['step']}: {100 * r['val/pass@1']:.1f}%" for r in rows if "val/pass@1" in r)
+    pointer = checkpoint_root(result.output_dir) / LATEST  # just published by this run: not hashed again
+    checkpoint = pointer.parent / pointer.read_text().strip() if pointer.is_file() else None
     lines = [f"done: {result.final_step} steps", f"held-out pass@1 at each validation: {scores or 'none'}",
-             f"checkpoint: {latest_checkpoint(result.output_dir)}", f"metrics: {result.metrics_path}"]
+             f"checkpoint: {checkpoint}", f"metrics: {result.metrics_path}"]
     figures = result.output_dir / "figures"
     try:
         from justrl_lite.plots import plot_dynamics, plot_validation
