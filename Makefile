@@ -57,8 +57,12 @@ $(VERL_STAMP): pyproject.toml ci/pins-verl.txt
 test-verl: $(VERL_STAMP)
 	OMP_NUM_THREADS=1 $(VERL_BIN)/python -m pytest -o addopts="-ra" -m verl tests/test_verl.py
 
+# The tiny run into runs/tiny; it ends by printing the held-out pass@1 at each validation, where the checkpoint and
+# metrics are, and draws its figures into runs/tiny/figures. A second `make demo` refuses to overwrite runs/tiny:
+# `make demo DEMO_ARGS=--overwrite` replaces it, `make demo DEMO_ARGS=--resume` continues it.
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(BIN)/python -m justrl_lite.full_run --preset tiny
+	$(BIN)/python -m justrl_lite.full_run --preset tiny $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

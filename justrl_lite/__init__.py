@@ -5,16 +5,18 @@ The recipe, flat, in the order data flows:
                     (config_presets), validation (config_checks), files and overrides (config_io), tables
                     (config_tables)
     data, prompts - DAPO-Math-17k / benchmark rows; the paper's training and evaluation prompts
+    hub           - fail fast when the Hugging Face hub cannot be reached
     benchmarks    - the nine benchmarks and the paper's results table
     rollout       - sampling n responses per prompt with per-token log-probs: the sampler interface; transformers
                     (decode), vLLM (vllm_rollout); samplers: the one factory for training and evaluation
     boxed, verifier, reward - the last \\boxed{}; the strict DAPO box reward; the overlong penalty (off in JustRL)
     advantage     - GRPO group z-score advantages
-    policy        - loading the policy (float32 master weights, bf16 compute), the optimizer, the device check
+    policy        - loading the policy (float32 master weights, bf16 compute), the optimizer, the device check and
+                    the CPU thread count
     logprobs      - memory-safe chunked token log-probs and entropy, micro-batch planning, the log-prob passes
     loss          - the clipped policy loss (clip-higher + dual clip), aggregation
-    trainer       - the single-stage training loop; what a step logs (step_metrics, metrics); checkpoint and
-                    resume (checkpoint); CPU threads (threads)
+    trainer       - the single-stage training loop; what a step logs (step_metrics, metrics); verified
+                    checkpoints and resume (checkpoint)
     errors        - JustRLError, the base of every error a user can cause
     full_run      - `python -m justrl_lite.full_run`: the command line over JustRLConfig
     evaluate      - `python -m justrl_lite.evaluate`: nine benchmarks, avg@k, resumable

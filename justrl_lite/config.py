@@ -183,6 +183,14 @@ class JustRLConfig:
     save_every: int = 50
     """Checkpoint every this many steps."""
 
+    keep_checkpoints: int = 3
+    """Keep the newest this many checkpoints, deleting older ones after each save (0 = keep all). A 1.5B checkpoint
+    is about 21 GB (fp32 weights + AdamW moments): 3 bound the paper's run to about 64 GB instead of 88 x 21 GB
+    (``full_run --dry-run`` prints both)."""
+
+    keep_every_steps: int = 0
+    """Also keep every checkpoint whose step is a multiple of this, as a milestone (0 = none)."""
+
     val_samples_per_prompt: int = 32
     """Samples per held-out prompt; validation reports pass@1 averaged over them (avg@k)."""
 
@@ -228,7 +236,7 @@ class JustRLConfig:
 
     cpu_threads: int = 0
     """torch intra-op threads of a CPU run (``device=cpu``): N > 0 exactly N; 0 = auto (``$OMP_NUM_THREADS`` if set,
-    else usable CPUs minus the 1-minute load average, at least 1; see ``justrl_lite.threads``). Too many threads
+    else usable CPUs minus the 1-minute load average, at least 1; see ``justrl_lite.policy``). Too many threads
     on a busy machine made one tiny rollout 25x slower. Ignored on GPU."""
 
     # ---------------------------------------------------------------------------------------------

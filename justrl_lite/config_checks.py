@@ -91,6 +91,9 @@ def validate(c: JustRLConfig) -> None:
     _check(isinstance(c.val_max_prompts, int) and c.val_max_prompts >= 0, "val_max_prompts", c.val_max_prompts,
            "must be an integer >= 0 (0 = all)")
     _check(c.val_grader in GRADERS, "val_grader", c.val_grader, f"must be one of {GRADERS}")
+    for name in ("keep_checkpoints", "keep_every_steps"):
+        v = getattr(c, name)
+        _check(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, v, "must be an integer >= 0 (0 = off)")
     _check(isinstance(c.seed, int), "seed", c.seed, "must be an integer")
     _check(c.device in DEVICES, "device", c.device, f"must be one of {DEVICES}")
     _check(c.dtype in DTYPES, "dtype", c.dtype, f"must be one of {DTYPES}")

@@ -40,11 +40,32 @@ from justrl_lite.benchmarks import BENCHMARKS, BenchmarkSpec, find_benchmark
 from justrl_lite.boxed import last_boxed_only_string, remove_boxed
 from justrl_lite.config import PROJECT_ROOT
 from justrl_lite.errors import JustRLError
+from justrl_lite.hub import offline_variable, probe_failure
 
 logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "JUSTRL_DATA_DIR"
-"""Environment variable naming a folder of local benchmark files (used when ``data_dir`` is not given)."""
+"""Environment variable naming a folder of local data files (used when ``data_dir`` is not given)."""
+
+SHARED_DATA_DIR = PROJECT_ROOT.parent / "shared" / "justrl_data"
+"""The default local data folder (``../shared/justrl_data`` from the project root), after ``$JUSTRL_DATA_DIR``."""
+
+LOCAL_TRAINING_SETS = {"BytedTsinghua-SIA/DAPO-Math-17k": "DAPO-Math-17k_dedup17917_from_MasterVito-SvS.parquet"}
+"""Hub training sets -> their file in a local data folder. The local DAPO copy is template-free and de-duplicated
+(17,917 rows; choice 1): a run that reads it says so."""
+
+
+def local_data_dirs(data_dir: str | None = None) -> list[Path]:
+    """Where local copies are looked for, training and evaluation alike: ``data_dir`` if given, else
+    ``$JUSTRL_DATA_DIR`` then ``../shared/justrl_data``."""
+    if data_dir:
+        return [Path(data_dir)]
+    env = os.environ.get(DATA_DIR_ENV)
+    return ([Path(env)] if env else []) + [SHARED_DATA_DIR]
+
+
+def find_local_copy(file_name: str, data_dir: str | None = None) -> Path | None:
+    return next((d / file_name for d in local_data_dirs(data_dir) if (d / file_name).is_file()), None)
 
 LOCAL_SUFFIXES = (".parquet", ".jsonl", ".json")
 
@@ -141,11 +162,16 @@ def _open_source(source: str, data_dir: str | None) -> tuple[str, Iterator[tuple
         raise DataError(f"data source {source!r} is empty: pass a benchmark name, a hub id or a parquet/JSONL path")
     spec = find_benchmark(source)
     if spec is not None:
-        folder = data_dir or os.environ.get(DATA_DIR_ENV)
-        if folder and (Path(folder) / spec.local_file).is_file():
-            path = Path(folder) / spec.local_file
+        path = find_local_copy(spec.local_file, data_dir)
+        if path is not None:
             return str(path), _read_local(path), spec.name
-        return _open_hub(spec.hub_id, spec.hub_split, spec.name, tried_folder=folder, spec=spec)
+        folders = " or ".join(str(d) for d in local_data_dirs(data_dir))
+        return _open_hub(spec.hub_id, spec.hub_split, spec.name, tried_folder=folders, spec=spec)
+    if source in LOCAL_TRAINING_SETS and find_local_copy(LOCAL_TRAINING_SETS[source], data_dir) is not None:
+        path = find_local_copy(LOCAL_TRAINING_SETS[source], data_dir)
+        logger.warning("%s: reading the local copy %s (template-free, de-duplicated) instead of the hub", source,
+                       path)
+        return str(path), _read_local(path), _source_name(path)
     if source.endswith(LOCAL_SUFFIXES) or Path(source).is_file():
         path = _find_local(source)
         return str(path), _read_local(path), _source_name(path)
@@ -169,7 +195,8 @@ def _find_local(source: str) -> Path:
             return path
     tried = ", ".join(str(p) for p in candidates)
     raise DataError(f"data file {source!r} not found (looked in: {tried}); pass an existing parquet/JSONL path, "
-                    f"a benchmark name with data_dir= (or ${DATA_DIR_ENV}) set, or a hub dataset id")
+                    f"a benchmark name (local copies: ${DATA_DIR_ENV}, evaluate --data-dir, or {SHARED_DATA_DIR}), "
+                    f"or a hub dataset id")
 
 
 def _source_name(path: Path) -> str:
@@ -220,13 +247,17 @@ def _open_hub(hub_id: str, split: str, name: str, *, tried_folder: str | None,
     """``datasets.load_dataset(hub_id, split=...)``; with no split, the only one, else ``train``."""
     import datasets
 
+    where = ""
+    if spec is not None:
+        where = (f" No local copy: {spec.local_file!r} is not in {tried_folder}. Set ${DATA_DIR_ENV} (or pass "
+                 f"evaluate --data-dir) to a folder holding it.")
+    offline = None if offline_variable() or Path(hub_id).is_dir() else probe_failure()
+    if offline is not None:  # fail now, not after a minute of retries
+        raise DataError(f"cannot load hub dataset {hub_id!r}: {offline}.{where} Without the hub pass a local "
+                        f"parquet/JSONL path instead.")
     try:
         loaded = datasets.load_dataset(hub_id, split=split or None)
     except Exception as e:  # network, auth and missing-dataset errors come in many types
-        where = ""
-        if spec is not None:
-            where = (f" No local copy: {spec.local_file!r} is not in data_dir={tried_folder!r}. Pass data_dir= "
-                     f"(or set ${DATA_DIR_ENV}) to a folder holding it.")
         raise DataError(f"could not load hub dataset {hub_id!r} ({type(e).__name__}: {e}).{where} On an offline "
                         f"machine pass a local parquet/JSONL path instead.") from e
     if isinstance(loaded, datasets.DatasetDict):

@@ -13,7 +13,11 @@ authors' ``evals/gen_vllm.py`` and ``evals/grade.py`` in github thunlp/JustRL):
      cap is graded as it is).
   4. Prompt: ``problem.strip() + " Please reason step by step, and put your final answer within \\boxed{}."``
      (one space; training uses two newlines) as the only user message, through the model's chat template
-     with the generation prompt. No system prompt, no few-shot examples.
+     with the generation prompt. No system prompt, no few-shot examples. ``--prompt`` (``prompts.EVAL_PROMPTS``)
+     names it ``paper``; ``training`` is the suffix the model was trained with. Default ``auto``: a justrl_lite
+     checkpoint that recorded its training suffix is prompted with it, so evaluation agrees with training's
+     validation; any other model gets the paper's. The choice is printed, with a warning when it is not the
+     paper's evaluation prompt.
   5. One seed per sample. The authors draw N random seeds per benchmark; here sample j of every problem
      uses seed ``base_seed + j`` (default ``base_seed`` = 0), so a run is repeatable and every sample is
      known by (example_id, seed): that is what makes an interrupted run resumable.
@@ -64,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from justrl_lite.benchmarks import COMPARE_CHOICES
+from justrl_lite.checkpoint import CheckpointError, read_prompt_file, resolve_policy_folder
 from justrl_lite.config_checks import GRADERS
 from justrl_lite.data import DataError, MathRow, load_rows
 from justrl_lite.errors import JustRLError
@@ -106,7 +111,8 @@ from justrl_lite.evaluation.scores import (
 )
 from justrl_lite.grading.grade import EVAL_GRADER
 from justrl_lite.grading.pool import GraderPool
-from justrl_lite.prompts import encode_prompts
+from justrl_lite.hub import model_unreachable_reason
+from justrl_lite.prompts import EVAL_PROMPTS, choose_eval_prompt, encode_prompts
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +138,12 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
              engine: Any = None, device: str | None = None, dtype: str | None = None,
              grade_timeout: float = GRADE_TIMEOUT, grade_pool: GraderPool | None = None,
              grader: str = EVAL_GRADER, judge: str | JudgeFn | None = "auto", compare: str | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             prompt: str = "auto", progress: bool = True) -> dict[str, Any]:
     """Evaluate ``model`` and return the summary dict (also written to ``out_dir``).
+
+    ``model`` may be a run folder (its newest verified checkpoint) or a ``step_*`` folder. ``prompt`` is
+    ``"auto"`` (the training suffix a justrl_lite checkpoint recorded, else the paper's), ``"training"`` or
+    ``"paper"`` (``prompts.choose_eval_prompt``); the choice is printed to stderr.
 
     ``grader`` names the rule grader (``"paper"``, the authors', by default; or ``"math-verify"``); ``judge`` is
     ``"auto"`` (the CompassVerifier judge when ``compare`` is given and a CUDA GPU with vLLM is there), ``"on"``,
@@ -151,7 +161,16 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
         engine = default_engine(device)
     if batch_size is None and engine == "hf":
         batch_size = HF_BATCH_SIZE
-    sampling = SamplingSettings(temperature, top_p, max_new_tokens, base_seed, batch_size)
+    if isinstance(model, (str, Path)) and Path(model).is_dir():
+        try:
+            model = resolve_policy_folder(model)  # a run or step_* folder -> its policy/
+        except CheckpointError as e:
+            raise EvaluationError(str(e)) from e
+    recorded = read_prompt_file(model) if isinstance(model, Path) else None
+    if prompt not in EVAL_PROMPTS:
+        raise EvaluationError(f"--prompt must be one of {EVAL_PROMPTS}, got {prompt!r}")
+    suffix, said = choose_eval_prompt(prompt, recorded)
+    sampling = SamplingSettings(temperature, top_p, max_new_tokens, base_seed, batch_size, prompt_suffix=suffix)
     sampling.check()
     sources = resolve_benchmarks(benchmarks, n_samples)
     if limit is not None and limit < 1:
@@ -161,6 +180,13 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
     label = model_path or getattr(model, "name_or_path", "") or "in-memory model"
     # every benchmark is read before the model is loaded: a bad one fails in seconds, not after minutes
     rows_by_bench = {s.name: _load_rows(s, limit, data_dir) for s in sources}
+    # a hub model with the hub out of reach: one line now, not a minute of retries (hub.py)
+    loads_from_hub = (isinstance(model, str) and not Path(model).exists()
+                      and (isinstance(engine, str) or tokenizer is None))
+    unreachable = model_unreachable_reason(model) if loads_from_hub else None
+    if unreachable is not None:
+        raise EvaluationError(f"--model {model!r} is not a local folder and the hub cannot serve it "
+                              f"({unreachable}): pass a local model folder")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"model": label, **asdict(sampling), "engine": engine if isinstance(engine, str) else "custom",
@@ -185,6 +211,7 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
                                   "engine's model")
         _, tokenizer = load_model(model_path, device="cpu", dtype="float32", load_weights=False)
     save_settings(out, settings)  # only now: a model that fails to load leaves nothing to resume against
+    print(said, file=sys.stderr)  # which prompt, once the model has loaded
 
     for s in sources:
         generate_benchmark(engine, tokenizer, rows_by_bench[s.name], sample_seeds(base_seed, s.n_samples),
@@ -215,7 +242,11 @@ def evaluate(model, tokenizer=None, benchmarks: str | Sequence[str] = "all",
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m justrl_lite.evaluate", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", help="model folder (save_pretrained) or hub id, e.g. hbx/JustRL-DeepSeek-1.5B")
+    p.add_argument("--model", help="model folder (save_pretrained), a training run's folder or step_* checkpoint, "
+                   "or a hub id, e.g. hbx/JustRL-DeepSeek-1.5B")
+    p.add_argument("--prompt", choices=EVAL_PROMPTS, default="auto", help="prompt suffix: 'paper' (the paper's "
+                   "evaluation prompt), 'training' (the one the checkpoint was trained with); 'auto': training for "
+                   "a justrl_lite checkpoint that recorded it, else paper")
     p.add_argument("--benchmarks", default="all", help="'all', or a comma list of benchmark names or local "
                    "files (NAME=PATH names one), e.g. AIME24,MATH-500")
     p.add_argument("--out", help="output folder (a JSONL per benchmark, summary.json, summary.md); an "
@@ -268,7 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                temperature=args.temperature, top_p=args.top_p,
                                max_new_tokens=args.max_new_tokens, base_seed=args.seed,
                                batch_size=args.batch_size, limit=args.limit, data_dir=args.data_dir,
-                               engine=args.engine, device=args.device, dtype=args.dtype, **common)
+                               engine=args.engine, device=args.device, dtype=args.dtype, prompt=args.prompt,
+                               **common)
         print(summary_markdown(summary))
         return 0
     except JustRLError as e:

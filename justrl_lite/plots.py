@@ -1,6 +1,6 @@
 """Figures from logged metrics (``metrics.jsonl``), in the layout of the paper's training-dynamics figure.
 
-    python -m justrl_lite.plots runs/tiny/metrics.jsonl --out figures/ --label "tiny run"
+    python -m justrl_lite.plots runs/tiny/metrics.jsonl --label "tiny run"      # -> runs/tiny/figures/
 
 A verl run (``full_run --engine verl``) plots the same way from its TensorBoard folder or console log:
 
@@ -182,14 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ablations", default=None, metavar="STORE",
                    help="instead: an ablation store (<variant>/seed<k>.jsonl, e.g. data/ablations_frac); writes "
                         "<out>/<store name>.png with plot_arms")
-    p.add_argument("--out", default="figures", help="folder for the PNG files")
+    p.add_argument("--out", default=None, help="folder for the PNG files (default: figures/ beside the metrics, "
+                   "i.e. in the run folder; runs/figures for --ablations): never the repository's tracked figures/")
     p.add_argument("--label", default="tiny run")
     p.add_argument("--caption", default=None, help="text printed under the figure (e.g. the command that made it)")
     args = p.parse_args(argv)
     if (args.metrics is None) == (args.ablations is None):
         p.error("give either a metrics file/folder or --ablations STORE")
     if args.ablations:
-        return _plot_store(Path(args.ablations), Path(args.out), args.caption)
+        return _plot_store(Path(args.ablations), Path(args.out or "runs/figures"), args.caption)
     try:
         rows = read_run_metrics(args.metrics)
     except (OSError, ValueError) as e:
@@ -199,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no metrics in {args.metrics}; run `python -m justrl_lite.full_run --preset tiny` first",
               file=sys.stderr)
         return 2
-    out = Path(args.out)
+    metrics = Path(args.metrics)
+    # runs/x/metrics.jsonl and runs/x/tensorboard -> runs/x/figures
+    out = Path(args.out) if args.out else metrics.parent / "figures"
     plot_dynamics(rows, out / "training_dynamics.png", label=args.label, caption=args.caption)
     plot_validation(rows, out / "heldout_accuracy.png", label=args.label, caption=args.caption)
     print(f"wrote {out / 'training_dynamics.png'} and {out / 'heldout_accuracy.png'}")

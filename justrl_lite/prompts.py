@@ -13,6 +13,8 @@ JustRL's fixed choices implemented here, and where they depart from common pract
   3. DAPO-Math-17k is used as is: no difficulty filtering, no dynamic sampling. The only filter drops prompts
      longer than ``max_prompt_length`` tokens (verl ``filter_overlong_prompts``: kept iff length <= max),
      and the number dropped is returned and logged.
+  4. Evaluating a justrl_lite checkpoint uses, by default, the suffix it was trained with (``choose_eval_prompt``),
+     saying so and warning that it is not the paper's evaluation prompt; ``--prompt paper`` restores choice 2.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from justrl_lite.config import EVAL_PROMPT_SUFFIX
+from justrl_lite.config import EVAL_PROMPT_SUFFIX, TRAIN_PROMPT_SUFFIX
 from justrl_lite.data import MathRow, with_problem
 
 logger = logging.getLogger(__name__)
@@ -69,3 +71,29 @@ def encode_prompts(tokenizer, rows: Sequence[MathRow], suffix: str, max_prompt_l
     if n_filtered:
         logger.warning("filtered out %d of %d prompts longer than %d tokens", n_filtered, len(rows), max_prompt_length)
     return EncodedPrompts(rows=kept_rows, prompt_ids=kept_ids, n_filtered=n_filtered)
+
+
+EVAL_PROMPTS = ("auto", "training", "paper")
+"""``evaluate --prompt``: ``paper`` = the paper's evaluation suffix (choice 2); ``training`` = the suffix the
+checkpoint recorded (``checkpoint.PROMPT_FILE``), else the recipe's training suffix (choice 1); ``auto`` =
+``training`` for a checkpoint that recorded its prompt, ``paper`` for any other model."""
+
+
+def choose_eval_prompt(prompt: str, recorded: str | None) -> tuple[str, str]:
+    """(suffix, one line saying which prompt evaluation uses and whether it is the paper's evaluation prompt).
+
+    ``recorded`` is the training suffix a justrl_lite checkpoint stored beside its policy, or None. ``auto``
+    picks it when present, so that evaluation agrees with training's validation: a small model trained on one
+    suffix need not carry over to the other (the 1M-parameter toy after 4 steps: 42% with its training suffix,
+    11% with the paper's evaluation suffix; ``tests/test_run_folder.py`` measures both).
+    """
+    if prompt not in EVAL_PROMPTS:
+        raise ValueError(f"prompt must be one of {EVAL_PROMPTS}, got {prompt!r}")
+    if prompt == "paper" or (prompt == "auto" and recorded is None):
+        why = "the model records no training prompt" if prompt == "auto" else "--prompt paper"
+        return EVAL_PROMPT_SUFFIX, f"prompt: the paper's evaluation suffix {EVAL_PROMPT_SUFFIX!r} ({why})"
+    suffix = recorded if recorded is not None else TRAIN_PROMPT_SUFFIX
+    source = "recorded by the checkpoint" if recorded is not None else "the recipe's training suffix"
+    note = ("" if suffix == EVAL_PROMPT_SUFFIX else "; warning: this differs from the paper's evaluation prompt, "
+            "so scores are not the paper's protocol (--prompt paper uses it)")
+    return suffix, f"prompt: the training suffix {suffix!r} ({source}){note}"

@@ -45,8 +45,9 @@ from tqdm.auto import tqdm
 
 from justrl_lite.advantage import broadcast_to_tokens, grpo_advantages
 from justrl_lite.checkpoint import (
-    latest_checkpoint,
     load_training_state,
+    prepare_output_dir,
+    prune_checkpoints,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -66,14 +67,20 @@ from justrl_lite.logprobs import (
 )
 from justrl_lite.loss import aggregate_loss, kl_penalty_k3, micro_batch_scale, policy_loss
 from justrl_lite.metrics import MetricsLogger
-from justrl_lite.policy import TrainerError, check_device, compute_context, load_policy, make_optimizer
+from justrl_lite.policy import (
+    TrainerError,
+    apply_cpu_threads,
+    check_device,
+    compute_context,
+    load_policy,
+    make_optimizer,
+)
 from justrl_lite.prompts import EncodedPrompts, encode_prompts
 from justrl_lite.reward import score_responses
 from justrl_lite.rollout import RolloutBatch, RolloutEngine
 from justrl_lite.samplers import check_vllm, sampler_for_config
 from justrl_lite.scale.device_fit import check_fits_device, device_memory_bytes, release_cached_memory
 from justrl_lite.step_metrics import PhaseTimer, UpdateCounters, step_metrics
-from justrl_lite.threads import apply_cpu_threads
 from justrl_lite.verifier import dapo_reward
 
 
@@ -273,15 +280,19 @@ def validate(engine: RolloutEngine, prompts: EncodedPrompts, cfg: JustRLConfig, 
             "val/response_length": float(np.mean(lengths))}
 
 
-def train(cfg: JustRLConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Run (or resume) the JustRL loop described in the module docstring; return where its outputs are."""
+def train(cfg: JustRLConfig, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True) -> TrainResult:
+    """Run (or resume) the JustRL loop described in the module docstring; return where its outputs are.
+
+    An ``output_dir`` holding another run is refused unless ``resume`` (continue it from its newest verified
+    checkpoint) or ``overwrite`` (delete its metrics, checkpoints and figures first) is given."""
     check_device(cfg)
     check_vllm(cfg.rollout_engine)
     device_bytes = device_memory_bytes(cfg)
     check_fits_device(cfg, device_bytes)  # before any model load: a run that cannot fit stops here, not at step 1
-    apply_cpu_threads(cfg)  # a deliberate thread count on CPU (justrl_lite/threads.py)
+    apply_cpu_threads(cfg)  # a deliberate thread count on CPU (justrl_lite/policy.py)
     out = Path(cfg.output_dir)
-    checkpoint = latest_checkpoint(out) if resume else None
+    checkpoint = prepare_output_dir(out, resume=resume, overwrite=overwrite)
     _check_same_run(out, cfg, checkpoint)
     seed_everything(cfg.seed)
     model, tokenizer = load_policy(cfg, checkpoint)
@@ -322,7 +333,8 @@ def train(cfg: JustRLConfig, *, resume: bool = False, progress: bool = True) -> 
                         ent=f"{metrics['policy/entropy']:.2f}", len=f"{metrics['response_length/mean']:.0f}")
         if step % cfg.save_every == 0 or step == cfg.total_steps:
             save_checkpoint(out, step, model, tokenizer, optimizer, scheduler,
-                            {"data_position": step * cfg.prompts_per_step})
+                            {"data_position": step * cfg.prompts_per_step}, prompt_suffix=cfg.prompt_suffix)
+            prune_checkpoints(out, cfg.keep_checkpoints, cfg.keep_every_steps)
     logger.close()
     return TrainResult(out, logger.path, cfg.total_steps)
 
@@ -334,7 +346,8 @@ def _check_same_run(out: Path, cfg: JustRLConfig, checkpoint: Path | None) -> No
         return
     old = json.loads(saved.read_text())
     new = cfg.to_dict()
-    changed = [k for k in new if k not in ("total_steps", "cpu_threads") and old.get(k) != new[k]]
+    free = ("total_steps", "cpu_threads", "output_dir", "keep_checkpoints", "keep_every_steps")  # a moved folder
+    changed = [k for k in new if k not in free and old.get(k) != new[k]]
     if changed:
         raise TrainerError(f"--resume: {out} was started with different values of {changed}. Resume with the same "
-                           f"settings (only total_steps and cpu_threads may change) or choose another output_dir.")
+                           f"settings (only {', '.join(free)} may change) or choose another output_dir.")

@@ -82,6 +82,9 @@ NOT_IN_RECIPE = {
     "lora_alpha": 32,
     "output_dir": "runs/justrl-deepseek-1.5b",
     "cpu_threads": 0,
+    # checkpoint retention (issue 22): 3 x ~21 GB instead of 88 x ~21 GB (every 50 steps)
+    "keep_checkpoints": 3,
+    "keep_every_steps": 0,
 }
 
 FIELDS = [f.name for f in dataclasses.fields(JustRLConfig)]
@@ -196,6 +199,8 @@ def test_unknown_preset():
         ("val_every", 0),
         ("val_grader", "sympy"),
         ("save_every", -50),
+        ("keep_checkpoints", -1),
+        ("keep_every_steps", 2.5),
         ("device", "tpu"),
         ("dtype", "float8"),
         ("lora_rank", -1),

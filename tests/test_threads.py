@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from justrl_lite.config import JustRLConfig
-from justrl_lite.threads import apply_cpu_threads, choose_cpu_threads, usable_cpus
+from justrl_lite.policy import apply_cpu_threads, choose_cpu_threads, usable_cpus
 
 
 @pytest.mark.parametrize(("requested", "cpus", "load", "env", "want"), [

@@ -99,3 +99,11 @@ def regrade(results_dir: str | Path, out_dir: str | Path | None = None, *,
                             settings={"regraded_from": str(src)}, compare=compare)
     write_summary(out, summary)
     return summary
+
+
+if __name__ == "__main__":  # regrading is a mode of the evaluate command, not a command of its own
+    import sys
+
+    sys.exit("python -m justrl_lite.evaluation.regrade is not a command: regrade saved samples with\n"
+             "  python -m justrl_lite.evaluate --regrade DIR [--out OUT] [--grader paper|math-verify] [--compare ...]\n"
+             "(`python -m justrl_lite.evaluate --help` lists every option)")

@@ -19,7 +19,12 @@ Both take untrusted model output, so:
      Python) sees only what the authors' guard lets through (at most two distinct letters), in that worker;
   3. our grader caps inputs before parsing: a boxed answer longer than ``MAX_ANSWER_CHARS`` is no answer, and only
      answers of at most ``MAX_SYMPY_CHARS`` reach SymPy (the paper grader keeps the authors' rules, no cap);
-  4. a call never raises: anything unexpected grades as wrong.
+  4. a call never raises: anything unexpected grades as wrong;
+  5. ``grade_many`` grades each distinct (response, ground truth) pair once and runs each distinct SymPy job once
+     per call (a collapsed policy repeating one degenerate box costs one check, not one per sample), and both
+     graders screen a job's size before SymPy (``too_big_for_sympy``): a digit run longer than
+     ``MAX_SYMPY_DIGITS`` or an exponent tower (``a^b^c``) is graded wrong at once instead of after ``timeout``
+     seconds in a worker. ``python benchmarks/grader_repeats.py`` times both defences.
 This module imports neither torch nor SymPy.
 """
 
@@ -47,6 +52,14 @@ MAX_ANSWER_CHARS = 1000
 
 MAX_SYMPY_CHARS = 300
 """Answers (and ground truths) longer than this get the string match only, never SymPy."""
+
+MAX_SYMPY_DIGITS = 100
+"""A SymPy job holding a run of more digits than this is graded wrong without SymPy (the nine benchmarks' ground
+truths are far shorter; ``MAX_ANSWER_CHARS``)."""
+
+_DIGIT_RUN = re.compile(rf"\d{{{MAX_SYMPY_DIGITS + 1}}}")
+# a tower a^n^c: an exponent that is a number and is itself raised (10^{10^{10}}, 9^9^9); e^{x^2} is not one
+_TOWER = re.compile(r"(?:\^|\*\*)\s*\{?\s*\d[\d.]*\s*\}?\s*(?:\^|\*\*)")
 
 NUMBER_REL_TOL = Decimal("1e-6")
 """Two plain numbers (``12``, ``-0.5``, ``2.88e-19``, ``4.5\\times10^{33}``) are equal within this relative
@@ -191,6 +204,13 @@ def check_grader(grader: str) -> None:
         raise ValueError(f"unknown grader {grader!r}: choose one of {', '.join(GRADERS)}")
 
 
+def too_big_for_sympy(job: dict) -> bool:
+    """Would SymPy likely spend its whole timeout on this job? (a digit run over ``MAX_SYMPY_DIGITS``, a tower
+    whose middle exponent is a number: ``10^{10^{10}}``; a rare small one such as ``2^{2^{3}}`` is refused too)."""
+    text = " ".join(str(v) for k, v in job.items() if k != "kind")
+    return _DIGIT_RUN.search(text) is not None or _TOWER.search(text) is not None
+
+
 def _rule_stage(response: str, ground_truth: str, grader: str, timeout: float) -> tuple[bool, list[dict]]:
     """(verdict so far, SymPy jobs that must all succeed): no jobs means the verdict is final."""
     try:
@@ -208,7 +228,7 @@ def _rule_stage(response: str, ground_truth: str, grader: str, timeout: float) -
             jobs = [{"kind": "math-verify", "gold": sympy_ready(truth), "pred": sympy_ready(answer)}]
     except Exception:  # untrusted input must never stop an evaluation
         return False, []
-    if jobs and timeout <= 0:  # string rules only
+    if jobs and (timeout <= 0 or any(too_big_for_sympy(job) for job in jobs)):  # string rules only
         return False, []
     return True, jobs
 
@@ -234,22 +254,28 @@ def grade_many(responses: Sequence[str], ground_truths: Sequence[str], timeout: 
     if len(responses) != len(ground_truths):
         raise ValueError(f"grade_many: {len(responses)} responses but {len(ground_truths)} ground truths")
     pool = pool or DEFAULT_POOL
-    verdicts: list[bool] = []
-    pending: list[Job] = []
-    for i, (response, ground_truth) in enumerate(zip(responses, ground_truths)):
-        verdict, jobs = _rule_stage(response, ground_truth, grader, timeout)
-        verdicts.append(verdict)
-        pending += [(i, job) for job in jobs] if verdict else []
-    if not pending:
-        return verdicts
+    # each distinct pair once: repeats of one degenerate answer cost one check
+    first: dict[tuple, int] = {}
+    for i, pair in enumerate(zip(responses, ground_truths)):
+        first.setdefault(pair if all(isinstance(x, str) for x in pair) else (i,), i)
+    stages = {i: _rule_stage(responses[i], ground_truths[i], grader, timeout) for i in first.values()}
+    # each distinct SymPy job once
+    jobs = {_job_key(job): job for verdict, pair_jobs in stages.values() if verdict for job in pair_jobs}
+    results: dict[tuple, bool] = {}
+    if jobs:
+        def check(key: tuple) -> tuple[tuple, bool]:
+            return key, _safe_run(pool, jobs[key], timeout)
 
-    def check(item: Job) -> tuple[int, bool]:
-        return item[0], _safe_run(pool, item[1], timeout)
+        with ThreadPoolExecutor(max_workers=min(pool.max_workers, len(jobs))) as executor:
+            results = dict(executor.map(check, list(jobs)))
+    verdict_of = {i: verdict and all(results[_job_key(job)] for job in pair_jobs)
+                  for i, (verdict, pair_jobs) in stages.items()}
+    return [verdict_of[first[pair if all(isinstance(x, str) for x in pair) else (i,)]]
+            for i, pair in enumerate(zip(responses, ground_truths))]
 
-    with ThreadPoolExecutor(max_workers=min(pool.max_workers, len(pending))) as executor:
-        for i, ok in executor.map(check, pending):
-            verdicts[i] = verdicts[i] and ok
-    return verdicts
+
+def _job_key(job: dict) -> tuple:
+    return tuple(sorted(job.items()))
 
 
 def _safe_run(pool: GraderPool, job: dict, timeout: float) -> bool:

@@ -3,7 +3,8 @@
 A checkpoint's ``policy/`` holds the float32 master weights (or a float32 LoRA adapter), so that resume is exact
 (``policy.py``). For sharing, evaluation (``python -m justrl_lite.evaluate --model DIR``) and vLLM, this writes
 model + tokenizer in the chosen dtype, a LoRA adapter merged into its base. CHECKPOINT is a ``step_*`` folder or a
-run's ``output_dir`` (then its latest checkpoint).
+run's ``output_dir`` (then its newest checkpoint that verifies). The training prompt suffix the checkpoint
+recorded is copied too (``checkpoint.PROMPT_FILE``). A non-empty ``--out`` is refused: nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from justrl_lite.checkpoint import latest_checkpoint
+from justrl_lite.checkpoint import latest_checkpoint, read_prompt_file, write_prompt_file
 from justrl_lite.config_checks import DTYPES
 from justrl_lite.errors import JustRLError
 from justrl_lite.policy import load_model
@@ -40,6 +41,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: str = "bfl
     """Write the checkpoint's policy (LoRA merged) and tokenizer to ``out`` in ``dtype``; return ``out``."""
     if dtype not in DTYPES:
         raise ExportError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"{out} is not empty: pass --out a new or empty folder (nothing was written)")
     policy = find_policy(checkpoint)
     _, tokenizer = load_model(str(policy), device="cpu", dtype="float32", load_weights=False)
     adapter = policy / "adapter_config.json"
@@ -56,10 +60,12 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: str = "bfl
         model, _ = load_model(str(policy), device="cpu", dtype="float32")
     model = model.to(getattr(torch, dtype))
     model.config.use_cache = True  # training turned the KV cache off for gradient checkpointing
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    recorded = read_prompt_file(policy)
+    if recorded is not None:  # evaluate --prompt auto prompts the export as it was trained
+        write_prompt_file(out, recorded)
     return out
 
 
@@ -67,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m justrl_lite.scale.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a checkpoints/step_* folder, or a run's output_dir (its latest checkpoint)")
-    p.add_argument("--out", required=True, help="folder to write (model + tokenizer)")
+    p.add_argument("--out", required=True, help="a new or empty folder to write (model + tokenizer)")
     p.add_argument("--dtype", default="bfloat16", choices=DTYPES, help="dtype of the written weights")
     args = p.parse_args(argv)
     try:

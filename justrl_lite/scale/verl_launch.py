@@ -65,6 +65,8 @@ NOT_IN_OVERRIDES = {
     "recompute_old_logprobs": "verl always recomputes logp_old with the actor (its sampler is vLLM in bf16)",
     "cpu_threads": "a CPU setting of the native trainer; verl runs on GPUs",
     "rollout_seeded": "an option of the native VLLMRollout (a seed per request); verl seeds its own rollout workers",
+    "keep_checkpoints": "the native trainer's retention (checkpoint.prune_checkpoints); verl keeps its own checkpoints",
+    "keep_every_steps": "the native trainer's milestone checkpoints; verl keeps its own checkpoints",
 }
 """JustRLConfig fields with no verl override of their own, and what the bridge does with them."""
 
