@@ -55,6 +55,8 @@ Command line (``python -m justrl_lite.evaluate --help``)::
     python -m justrl_lite.evaluate --model data/toy/base --benchmarks AIME24,MATH-500 --limit 5 \\
         --n-samples 2 --max-new-tokens 64 --data-dir ../shared/justrl_data --out runs/eval/toy --device cpu
     python -m justrl_lite.evaluate --regrade justrl_eval_outputs/JustRL-DeepSeek-1.5B --compare paper-deepseek
+    python -m justrl_lite.evaluate --model runs/tiny --benchmarks toy=data/toy/test.jsonl --n-samples 4 \
+        --temperature 1.0 --top-p 1.0 --max-new-tokens 128 --grader math-verify --out runs/eval/tiny   # a run
 """
 
 from __future__ import annotations

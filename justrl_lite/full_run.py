@@ -78,7 +78,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def resolve_config(args: argparse.Namespace) -> JustRLConfig:
+    """The preset or ``--config`` file, then the ``field=value`` overrides. A ``--config`` that is a run folder's
+    own ``config.json`` trains in that folder, wherever it has been moved or copied (unless ``output_dir=`` is
+    given): the ``output_dir`` stored inside it is where the run was, not where it is."""
+    from pathlib import Path
+
     cfg = JustRLConfig.load(args.config) if args.config else JustRLConfig.preset(args.preset)
+    folder = Path(args.config).resolve().parent if args.config else None
+    overridden = any(o.split("=", 1)[0].strip() == "output_dir" for o in args.overrides)
+    if folder is not None and (folder / "checkpoints").is_dir() and not overridden:
+        if Path(cfg.output_dir).resolve() != folder:
+            print(f"output_dir: {folder} (the folder of --config; its config.json said {cfg.output_dir})",
+                  file=sys.stderr)
+        cfg = cfg.replace(output_dir=str(folder))
     return cfg.with_overrides(args.overrides) if args.overrides else cfg
 
 

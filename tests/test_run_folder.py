@@ -129,6 +129,20 @@ def test_a_moved_run_resumes_past_a_damaged_newest_checkpoint_and_a_leftover(run
 
 
 @needs_toy
+def test_a_moved_run_resumes_from_its_own_config_file(run, tmp_path):
+    """``--config MOVED/config.json --resume``: the output_dir stored in the file (the old place) does not pin it."""
+    out = copy_of(run[0], tmp_path, "elsewhere")
+    assert json.loads((out / "config.json").read_text())["output_dir"] == str(run[0])
+    cmd = [sys.executable, "-m", "justrl_lite.full_run", "--config", str(out / "config.json"), "--no-progress",
+           "total_steps=5", "--resume"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"output_dir: {out} (the folder of --config" in done.stderr
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [0, 1, 2, 3, 4, 5]
+    assert [r["step"] for r in read_metrics(run[0] / "metrics.jsonl")] == [0, 1, 2, 3, 4]  # the original: untouched
+
+
+@needs_toy
 def test_resume_stops_with_one_line_when_no_checkpoint_verifies(run, tmp_path):
     out = copy_of(run[0], tmp_path)
     for step in ("step_000002", "step_000004"):
