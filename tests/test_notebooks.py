@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-EXPECTED = ["00_overview", "01_verifier", "02_rollout", "03_advantage", "04_grpo_loss", "05_training_loop",
+EXPECTED = ["00_overview", "01_verifier", "02_rollout", "03a_from_reinforce_to_grpo", "03b_advantage",
+            "04_grpo_loss", "05_training_loop",
             "06_dynamics_and_ablations", "07_full_run_and_eval"]
 
 
