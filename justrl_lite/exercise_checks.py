@@ -216,3 +216,40 @@ def check_response_logprob(response_logprob: Callable, batch, expected: list[flo
         expect(isinstance(got, float), "return a Python float (float(...))")
         expect(abs(got - want) < 1e-2, f"row {row}: wrong log-likelihood (which positions hold the response's "
                                        "tokens, and does your sum include anything else?)")
+
+
+# ---- notebooks 00 and 05: counting ----------------------------------------------------------------
+
+def check_total_responses(total_responses: Callable) -> None:
+    """``total_responses(cfg)`` on the paper preset, the tiny one and a few made-up configs."""
+    rng = random.Random()
+    configs = [("the paper preset", JustRLConfig.paper()), ("the tiny preset", JustRLConfig.tiny())]
+    for _ in range(3):
+        prompts = rng.choice([4, 8, 32])
+        configs.append(("a made-up config", JustRLConfig.tiny().replace(
+            prompts_per_step=prompts, mini_batch_prompts=prompts // 4, rollouts_per_prompt=rng.choice([2, 4, 16]),
+            total_steps=rng.randint(3, 500))))
+    for what, cfg in configs:
+        want = cfg.prompts_per_step * cfg.rollouts_per_prompt * cfg.total_steps
+        got = total_responses(cfg)
+        expect(isinstance(got, int), "return a whole number (int)")
+        expect(got == want, f"wrong for {what}: which config fields multiply, and are they all there?")
+
+
+def check_tokens_per_optimizer_step(tokens_per_optimizer_step: Callable, max_tokens: Callable, batch,
+                                    cfg: JustRLConfig) -> None:
+    """Per mini-batch response tokens of ``batch`` (prompt-major rows, mini-batches of whole groups, in order)
+    and the cap when every response is ``max_response_length`` long, on ``cfg`` and the paper preset."""
+    per_mini = cfg.mini_batch_prompts * cfg.rollouts_per_prompt  # rows per optimizer step
+    mask = batch.response_mask  # (B, R)
+    want = [int(mask[s:s + per_mini].sum()) for s in range(0, mask.shape[0], per_mini)]
+    got = tokens_per_optimizer_step(batch, cfg)
+    expect(isinstance(got, list) and len(got) == len(want),
+           "return one number per optimizer step (how many mini-batches does one rollout batch make?)")
+    expect(sum(got) == int(mask.sum()), "the mini-batches' tokens must add up to the batch's response tokens "
+                                        "(padding is not a response token)")
+    expect(got == want, "right total, wrong split: which rows make up each mini-batch?")
+    for what, c in (("this config", cfg), ("the paper preset", JustRLConfig.paper())):
+        want_max = c.mini_batch_prompts * c.rollouts_per_prompt * c.max_response_length
+        expect(max_tokens(c) == want_max, f"the cap is wrong for {what}: how many responses does a mini-batch "
+                                          "hold, and how long can each be?")

@@ -166,7 +166,8 @@ def test_plot_advantage_grid_shows_the_grid():
         shown = image.get_array()
         assert np.array_equal(shown.mask, np.isnan(grid[key]))
         assert np.allclose(shown.filled(0), np.nan_to_num(grid[key]))
-        want = [f"{a:.2f}" for (row, _), a in np.ndenumerate(grid[key]) if row + 1 <= 6 and math.isfinite(a)]
+        want = [f"{a:.1f}" for (row, _), a in np.ndenumerate(grid[key]) if row + 1 <= 6 and math.isfinite(a)]
+        assert all(t.get_fontsize() >= 9 for t in ax.texts)  # legible (issue 21: they were 6 pt)
         assert [t.get_text() for t in ax.texts] == want
 
 
@@ -221,7 +222,10 @@ def test_plot_entropy_vs_temperature_draws_the_means_and_medians():
     assert np.allclose(mean_line.get_ydata(), [results[T]["entropy"].mean() for T in temps])
     assert np.allclose(by_gid(fig, "mean neg logp").get_ydata(), [results[T]["neg_logp"].mean() for T in temps])
     for T in temps:
-        assert np.allclose(by_gid(fig, f"median {T:g}").get_ydata(), np.median(results[T]["entropy"]))
+        median = by_gid(fig, f"median {T:g}")
+        assert np.allclose(median.get_ydata(), np.median(results[T]["entropy"]))
+        # no colour shared with a plotted series (the medians were orange like the -log p line)
+        assert median.get_color() not in (mean_line.get_color(), by_gid(fig, "mean neg logp").get_color())
 
 
 # ---- 4. micro-batches ---------------------------------------------------------------------------------
@@ -259,9 +263,13 @@ def test_micro_batch_layout_and_plot_follow_the_plan_they_are_given():
         assert sum(mb["padded"] for mb in layout) == padding_counts(plan, seq_lengths)[0]
     assert cp.micro_batch_layout([[24, 25, 26, 27]], seq_lengths)[0]["padded"] == 0     # equal lengths: no padding
     fig = cp.plot_micro_batches(plans, seq_lengths, max_tokens=budget)
-    for ax, plan in zip(fig.axes, plans.values()):
+    top, bottom = fig.axes[:len(plans)], fig.axes[len(plans):]
+    for ax, low, plan in zip(top, bottom, plans.values()):
         check_drawn_plan(ax, plan, seq_lengths)
-        assert [line.get_xdata()[0] for line in ax.get_lines()] == [budget]
+        assert ax.get_lines() == []  # the computed tokens and the budget's measure are on separate axes
+        assert [line.get_xdata()[0] for line in low.get_lines()] == [budget]
+        for j, rows in enumerate(plan):
+            assert by_gid(low, f"budget {j}").get_width() == len(rows) * int(seq_lengths[list(rows)].max())
 
 
 def test_micro_batch_layout_rejects_an_empty_micro_batch():
