@@ -253,3 +253,17 @@ def check_tokens_per_optimizer_step(tokens_per_optimizer_step: Callable, max_tok
         want_max = c.mini_batch_prompts * c.rollouts_per_prompt * c.max_response_length
         expect(max_tokens(c) == want_max, f"the cap is wrong for {what}: how many responses does a mini-batch "
                                           "hold, and how long can each be?")
+
+
+def check_least_helped(least_helped: Callable, results, columns: list[str]) -> None:
+    """``least_helped(results, base, rl)`` on every (base, RL) pair of rows of the table, and on the same table
+    with its columns in reverse order (a column name, found from the numbers, not a position)."""
+    rows = list(results.index)
+    pairs = [(rows[0], rows[1]), (rows[2], rows[3])] if len(rows) >= 4 else [(rows[0], rows[1])]
+    for table in (results, results[list(reversed(columns))]):
+        for base, rl in pairs:
+            gain = table.loc[rl, columns].astype(float) - table.loc[base, columns].astype(float)
+            got = least_helped(table, base, rl)
+            expect(isinstance(got, str) and got in columns, "return the name of one benchmark column")
+            expect(got == str(gain.idxmin()), "not the column of the smallest gain (RL row minus base row) for "
+                                              "one of the model pairs, or the answer depends on the column order")
