@@ -31,6 +31,7 @@ Modules, in the order data flows:
     verl_metrics - verl's logged metrics read under the native metric names
     ablations  - the paper's two ablations at toy scale; ablation_report: their summary and verdict
     exercises  - notebook exercises as stubs, solutions injected by JUSTRL_SOLUTIONS=1
+    exercise_checks - the checks of the core exercises against the package
     colab      - every notebook's first (set-up) cell and the README's Colab badges, from one URL
     notebook_data - benchmark rows for the notebooks: the authors' files, else the hub, else data/specimens
     toy        - the toy tasks (arithmetic; fractions) and the tiny Qwen2 bases for CPU runs
