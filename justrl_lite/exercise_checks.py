@@ -8,7 +8,9 @@ and compares it with the package function that defines the recipe:
                           L_t = min(L_t, -A c) where A < 0, loss = token mean      vs loss.policy_loss
     check_update_step     logp -> ratio -> loss -> backward -> clip grad norm -> AdamW step
                                                                                    vs the same with the package
-    check_predicted_rewards, check_response_logprob   notebooks 01 and 02
+    check_predicted_rewards, check_response_logprob   notebooks 01 and 02 (padding made non-zero)
+    check_total_responses, check_least_helped,
+    check_tokens_per_optimizer_step                    notebooks 00 and 05, against the config and the table
 
 A wrong answer raises ``exercises.ExerciseFailed`` whose message names the case that fails (e.g. "a group
 of one response") and never prints the expected values. The JustRL choices the checks pin down (numbered as

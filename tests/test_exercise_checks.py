@@ -191,3 +191,59 @@ def test_response_logprob_check_closes_the_zero_padding_hole():
     checks.check_response_logprob(load_solutions("02_rollout").response_logprob, batch, expected)
     for name, wrong in RESPONSE_LOGPROB_WRONG.items():
         fails_without_the_answer(checks.check_response_logprob, wrong, batch, expected)
+
+
+# ---- notebooks 00 and 05: counting ---------------------------------------------------------------
+
+def test_total_responses_check():
+    checks.check_total_responses(load_solutions("00_overview").total_responses)
+    for wrong in (lambda c: c.prompts_per_step * c.total_steps,                       # samples per prompt left out
+                  lambda c: c.prompts_per_step * c.rollouts_per_prompt * (c.total_steps - 1),  # off-by-one
+                  lambda c: c.mini_batch_prompts * c.rollouts_per_prompt * c.total_steps,
+                  lambda c: float(c.prompts_per_step * c.rollouts_per_prompt * c.total_steps)):
+        fails_without_the_answer(checks.check_total_responses, wrong)
+
+
+def test_tokens_per_optimizer_step_check():
+    from justrl_lite.config import JustRLConfig
+
+    solutions = load_solutions("05_training_loop")
+    cfg = JustRLConfig.tiny()
+    rows = cfg.prompts_per_step * cfg.rollouts_per_prompt
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 40, (rows,), generator=gen)
+    batch = type("Batch", (), {"response_mask": (torch.arange(40)[None, :] < lengths[:, None]).long()})()
+    good_max = solutions.max_response_tokens_per_optimizer_step
+    checks.check_tokens_per_optimizer_step(solutions.tokens_per_optimizer_step, good_max, batch, cfg)
+    per = cfg.mini_batch_prompts * cfg.rollouts_per_prompt
+    wrong_splits = {
+        "padding counted": lambda b, c: [b.response_mask[s:s + per].numel() for s in range(0, rows, per)],
+        "mini-batch of prompts, not rows": lambda b, c: [int(b.response_mask[s:s + c.mini_batch_prompts].sum())
+                                                         for s in range(0, rows, c.mini_batch_prompts)],
+        "strided rows": lambda b, c: [int(b.response_mask[k::rows // per].sum()) for k in range(rows // per)],
+    }
+    for wrong in wrong_splits.values():
+        fails_without_the_answer(checks.check_tokens_per_optimizer_step, wrong, good_max, batch, cfg)
+    fails_without_the_answer(checks.check_tokens_per_optimizer_step, solutions.tokens_per_optimizer_step,
+                             lambda c: c.prompts_per_step * c.rollouts_per_prompt * c.max_response_length, batch, cfg)
+
+
+def test_least_helped_check():
+    import pandas as pd
+
+    from justrl_lite.benchmarks import BENCHMARKS
+
+    columns = list(BENCHMARKS)
+    gen = torch.Generator().manual_seed(1)
+    table = pd.DataFrame((torch.rand(4, len(columns), generator=gen) * 80).numpy(), index=["a0", "a1", "b0", "b1"],
+                         columns=columns)
+    table.loc["a1"] += 5.0
+    table.loc["b1"] += 3.0
+    table.loc["b1", columns[0]] = table.loc["b0", columns[0]] + 50.0  # the largest gain is never the answer
+    checks.check_least_helped(load_solutions("00_overview").least_helped, table, columns)
+    least_a = str((table.loc["a1"] - table.loc["a0"]).idxmin())
+    for wrong in (lambda t, base, rl: str((t.loc[rl] - t.loc[base]).idxmax()),          # most helped
+                  lambda t, base, rl: str(t.loc[rl].idxmin()),                         # lowest RL score
+                  lambda t, base, rl: least_a,                                         # one pair read off by eye
+                  lambda t, base, rl: columns[int((t.loc[rl] - t.loc[base]).to_numpy().argmin())]):  # by position
+        fails_without_the_answer(checks.check_least_helped, wrong, table, columns)
