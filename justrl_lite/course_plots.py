@@ -9,7 +9,7 @@ draws exactly that data (tested by reading the data back from the figure's artis
        L_t = max(-A r_t, -A clip(r_t, 1 - 0.2, 1 + 0.28)),  L_t = min(L_t, -A c) if A < 0,
        zeroed  <=>  dL_t / dlog pi_new(y_t) = 0   (the ratio clip when A > 0 and r_t > 1.28 or A < 0 and r_t < 0.8;
                                                     the dual clip when A < 0 and r_t > c = 10).
-2. ``advantage_grid`` / ``plot_advantage_grid`` (notebook 03): the GRPO advantage of a correct and of an incorrect
+2. ``advantage_grid`` / ``plot_advantage_grid`` (notebook 03b): the GRPO advantage of a correct and of an incorrect
    response for k correct out of n (scores +1 / -1), from ``advantage.grpo_advantages``; closed form
    A+ = sqrt((n-1)(n-k)/(n k)), A- = -sqrt((n-1) k/(n (n-k))); 0 for k = 0 or n.
 3. ``entropy_by_temperature`` / ``plot_entropy_vs_temperature`` (notebook 02): per-token entropy

@@ -42,10 +42,10 @@ SOLUTIONS_ENV = "JUSTRL_SOLUTIONS"
 SOLUTIONS_DIR = PROJECT_ROOT / "notebooks" / "solutions"
 """One file per notebook, ``<notebook stem>.py``, defining each exercise's function under the stub's name."""
 
-PASSED, NOT_SOLVED, WRONG = "passed", "not solved yet", "NOT RIGHT YET"
+PASSED, NOT_SOLVED, WRONG, CRASHED = "passed", "not solved yet", "NOT RIGHT YET", "raised an error (traceback above)"
 
 RESULTS: dict[str, str] = {}
-"""Verdict of every check run in this kernel, by name ("Exercise 1" -> PASSED / NOT_SOLVED / WRONG)."""
+"""Verdict of every check run in this kernel, by name ("Exercise 1" -> PASSED / NOT_SOLVED / WRONG / CRASHED)."""
 
 
 class ExerciseError(RuntimeError):
@@ -116,7 +116,7 @@ class checking:  # lower case: reads as a sentence, `with checking("Exercise 1")
             self.status = WRONG
             print(f"{self.name}: {WRONG} - {exc}")
         else:
-            RESULTS[self.name] = NOT_SOLVED  # crashed: not solved, and the traceback says where
+            RESULTS[self.name] = CRASHED  # a bug in the function: the traceback says where
             return False
         RESULTS[self.name] = self.status
         return True

@@ -127,7 +127,7 @@ def test_display_token_is_never_empty_and_shows_newlines():
 # ---- 2. advantage for k of n --------------------------------------------------------------------------
 
 def closed_form(k: int, n: int, eps: float) -> tuple[float, float]:
-    """(A of a correct response, A of an incorrect one) for k of n correct, scores +1/-1, from notebook 03."""
+    """(A of a correct response, A of an incorrect one) for k of n correct, scores +1/-1, from notebook 03b."""
     if n == 1:
         return 1 / (1 + eps), -1 / (1 + eps)  # a group of one: mean 0, std 1
     if k in (0, n):
@@ -149,7 +149,7 @@ def test_advantage_grid_is_the_closed_form(eps):
             want_pos, want_neg = closed_form(k, n, eps)
             assert math.isnan(a_pos) if k == 0 else math.isclose(a_pos, want_pos, rel_tol=1e-12, abs_tol=1e-12)
             assert math.isnan(a_neg) if k == n else math.isclose(a_neg, want_neg, rel_tol=1e-12, abs_tol=1e-12)
-    if eps == 1e-6:  # notebook 03: the lone correct answer of a 1-in-8 group
+    if eps == 1e-6:  # notebook 03b: the lone correct answer of a 1-in-8 group
         assert math.isclose(grid["a_correct"][7, 1], 7 / math.sqrt(8), rel_tol=1e-5)
 
 

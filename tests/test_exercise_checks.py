@@ -189,7 +189,7 @@ def test_response_logprob_check_closes_the_zero_padding_hole():
     batch = _Batch(0)
     expected = [float(batch.sampling_logprobs[i][batch.response_mask[i].bool()].sum()) for i in range(4)]
     checks.check_response_logprob(load_solutions("02_rollout").response_logprob, batch, expected)
-    for name, wrong in RESPONSE_LOGPROB_WRONG.items():
+    for wrong in RESPONSE_LOGPROB_WRONG.values():
         fails_without_the_answer(checks.check_response_logprob, wrong, batch, expected)
 
 

@@ -17,8 +17,19 @@ from pathlib import Path
 import pytest
 
 from justrl_lite import exercises
-from justrl_lite.exercises import (NOT_SOLVED, PASSED, RESULTS, WRONG, ExerciseError, ExerciseFailed, checking, exercise,
-                                   expect, load_solutions, scoreboard)
+from justrl_lite.exercises import (
+    NOT_SOLVED,
+    PASSED,
+    RESULTS,
+    WRONG,
+    ExerciseError,
+    ExerciseFailed,
+    checking,
+    exercise,
+    expect,
+    load_solutions,
+    scoreboard,
+)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CHECK = re.compile(r'with checking\("([^"]+)"\)')
@@ -212,7 +223,7 @@ def test_checking_reports_unsolved_passed_and_wrong_and_lets_bugs_through(capsys
     assert check.status == WRONG and f"Exercise 3: {WRONG} - the sum is off" in capsys.readouterr().out
     with pytest.raises(IndexError), checking("Exercise 4") as check:  # a bug in the student's code: traceback
         [][0]
-    assert check.status is None and RESULTS["Exercise 4"] == NOT_SOLVED
+    assert check.status is None and RESULTS["Exercise 4"] == exercises.CRASHED
     assert scoreboard(5) == (1, 5)
     board = capsys.readouterr().out
     assert "Scoreboard: 1 of 5 exercises solved" in board and "Exercise 5: check cell not run" in board
