@@ -76,7 +76,7 @@ for dist, version in before.items():
         changed.append(f"{dist} {version} -> {now}")
 if changed:
     raise RuntimeError("RESTART THE RUNTIME (Colab: Runtime > Restart session), then run this cell again: pip "
-                       "changed packages this kernel had already imported: " + ", ".join(changed))"""
+                       "changed packages this kernel had already imported: " + ", ".join(changed)) from None"""
 """Step 4 of the setup cell; expects ``before`` ({distribution: version before pip}) and ``metadata``."""
 
 
