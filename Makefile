@@ -74,11 +74,13 @@ test: $(STAMP) $(VLLM_STAMP) $(VERL_STAMP)
 	$(MAKE) test-verl
 	$(MAKE) test-fresh
 
-# Colab in one click (issue 15): a brand-new venv holding only torch and a Jupyter kernel runs notebooks 00-02;
-# their first cell clones this repository's committed HEAD (JUSTRL_LITE_GIT=file://...) and pip-installs it, as
-# in Colab. Commit first: uncommitted changes are not in a clone. Nothing but pip's cache is reused between runs.
-# Measured on the shared 2-core dev machine (wheels cached), the pytest line below timed: 169 s and 187 s in two
-# runs (new venv 73 / 59 s; notebooks 96 / 128 s, of which notebook 00, whose first cell clones and installs, 77 / 105 s).
+# Colab in one click (issues 15, 21): a brand-new venv holding only torch and a Jupyter kernel runs all nine
+# notebooks, unsolved, as a student opens them; the first cell clones this repository's committed HEAD
+# (JUSTRL_LITE_GIT=file://...) and pip-installs it, as in Colab. Commit first (and do not commit while it runs: the
+# clone must be the HEAD it recorded). Nothing but pip's cache is reused between runs.
+# Measured on the shared 2-core dev machine (wheels cached, other jobs running), the pytest line below: 554 s
+# (9 min 14 s; new venv ~50 s; notebook 00, which clones and installs, ~2 min 40 s; 05 ~1 min 30 s; 07 ~1 min);
+# with 00-02 only it was 169 / 187 s, so the nine notebooks add about 6 minutes to `make test`.
 test-fresh: $(STAMP)
 	OMP_NUM_THREADS=1 TORCH_SPEC="$(TORCH_SPEC)" PIP_TORCH_ARGS="$(PIP_TORCH_ARGS)" \
 		$(BIN)/python -m pytest -o addopts="-ra -s" -m fresh tests/test_fresh_venv.py

@@ -109,3 +109,18 @@ def test_setup_cell_in_a_clone_without_an_install_finds_the_repo():
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()) == ROOT
+
+
+def test_setup_cell_says_restart_when_pip_changed_an_imported_package():
+    """Step 4 of the setup cell, run as the cell runs it, after a pip install that changed nothing, one that
+    upgraded an imported package, and one that removed it."""
+    from importlib import metadata
+
+    assert colab.RESTART_CHECK in colab.setup_cell("https://github.com/a/b").replace("\n        ", "\n")
+    real = metadata.version("pytest")
+    exec(colab.RESTART_CHECK, {"before": {"pytest": real}, "metadata": metadata})  # unchanged: nothing to do
+    for before, said in (({"pytest": "0.0.1"}, f"pytest 0.0.1 -> {real}"),
+                         ({"no-such-dist-xyz": "1.0"}, "no-such-dist-xyz 1.0 -> removed")):
+        with pytest.raises(RuntimeError, match="RESTART THE RUNTIME") as info:
+            exec(colab.RESTART_CHECK, {"before": before, "metadata": metadata})
+        assert said in str(info.value)

@@ -127,7 +127,7 @@ def test_display_token_is_never_empty_and_shows_newlines():
 # ---- 2. advantage for k of n --------------------------------------------------------------------------
 
 def closed_form(k: int, n: int, eps: float) -> tuple[float, float]:
-    """(A of a correct response, A of an incorrect one) for k of n correct, scores +1/-1, from notebook 03."""
+    """(A of a correct response, A of an incorrect one) for k of n correct, scores +1/-1, from notebook 03b."""
     if n == 1:
         return 1 / (1 + eps), -1 / (1 + eps)  # a group of one: mean 0, std 1
     if k in (0, n):
@@ -149,7 +149,7 @@ def test_advantage_grid_is_the_closed_form(eps):
             want_pos, want_neg = closed_form(k, n, eps)
             assert math.isnan(a_pos) if k == 0 else math.isclose(a_pos, want_pos, rel_tol=1e-12, abs_tol=1e-12)
             assert math.isnan(a_neg) if k == n else math.isclose(a_neg, want_neg, rel_tol=1e-12, abs_tol=1e-12)
-    if eps == 1e-6:  # notebook 03: the lone correct answer of a 1-in-8 group
+    if eps == 1e-6:  # notebook 03b: the lone correct answer of a 1-in-8 group
         assert math.isclose(grid["a_correct"][7, 1], 7 / math.sqrt(8), rel_tol=1e-5)
 
 
@@ -166,7 +166,8 @@ def test_plot_advantage_grid_shows_the_grid():
         shown = image.get_array()
         assert np.array_equal(shown.mask, np.isnan(grid[key]))
         assert np.allclose(shown.filled(0), np.nan_to_num(grid[key]))
-        want = [f"{a:.2f}" for (row, _), a in np.ndenumerate(grid[key]) if row + 1 <= 6 and math.isfinite(a)]
+        want = [f"{a:.1f}" for (row, _), a in np.ndenumerate(grid[key]) if row + 1 <= 6 and math.isfinite(a)]
+        assert all(t.get_fontsize() >= 9 for t in ax.texts)  # legible (issue 21: they were 6 pt)
         assert [t.get_text() for t in ax.texts] == want
 
 
@@ -221,7 +222,10 @@ def test_plot_entropy_vs_temperature_draws_the_means_and_medians():
     assert np.allclose(mean_line.get_ydata(), [results[T]["entropy"].mean() for T in temps])
     assert np.allclose(by_gid(fig, "mean neg logp").get_ydata(), [results[T]["neg_logp"].mean() for T in temps])
     for T in temps:
-        assert np.allclose(by_gid(fig, f"median {T:g}").get_ydata(), np.median(results[T]["entropy"]))
+        median = by_gid(fig, f"median {T:g}")
+        assert np.allclose(median.get_ydata(), np.median(results[T]["entropy"]))
+        # no colour shared with a plotted series (the medians were orange like the -log p line)
+        assert median.get_color() not in (mean_line.get_color(), by_gid(fig, "mean neg logp").get_color())
 
 
 # ---- 4. micro-batches ---------------------------------------------------------------------------------
@@ -259,9 +263,13 @@ def test_micro_batch_layout_and_plot_follow_the_plan_they_are_given():
         assert sum(mb["padded"] for mb in layout) == padding_counts(plan, seq_lengths)[0]
     assert cp.micro_batch_layout([[24, 25, 26, 27]], seq_lengths)[0]["padded"] == 0     # equal lengths: no padding
     fig = cp.plot_micro_batches(plans, seq_lengths, max_tokens=budget)
-    for ax, plan in zip(fig.axes, plans.values()):
+    top, bottom = fig.axes[:len(plans)], fig.axes[len(plans):]
+    for ax, low, plan in zip(top, bottom, plans.values()):
         check_drawn_plan(ax, plan, seq_lengths)
-        assert [line.get_xdata()[0] for line in ax.get_lines()] == [budget]
+        assert ax.get_lines() == []  # the computed tokens and the budget's measure are on separate axes
+        assert [line.get_xdata()[0] for line in low.get_lines()] == [budget]
+        for j, rows in enumerate(plan):
+            assert by_gid(low, f"budget {j}").get_width() == len(rows) * int(seq_lengths[list(rows)].max())
 
 
 def test_micro_batch_layout_rejects_an_empty_micro_batch():

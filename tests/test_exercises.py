@@ -17,7 +17,19 @@ from pathlib import Path
 import pytest
 
 from justrl_lite.course import exercises
-from justrl_lite.course.exercises import NOT_SOLVED, PASSED, ExerciseError, checking, exercise, load_solutions
+from justrl_lite.course.exercises import (
+    NOT_SOLVED,
+    PASSED,
+    RESULTS,
+    WRONG,
+    ExerciseError,
+    ExerciseFailed,
+    checking,
+    exercise,
+    expect,
+    load_solutions,
+    scoreboard,
+)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CHECK = re.compile(r'with checking\("([^"]+)"\)')
@@ -58,8 +70,12 @@ def run_notebook(path: Path) -> list[str]:
             for c in nb.cells if c.cell_type == "code"]
 
 
-COURSE_NOTEBOOKS = {"00_overview", "01_verifier", "02_rollout", "03_advantage", "03a_from_reinforce_to_grpo", "04_grpo_loss",
-                    "05_training_loop", "06_dynamics_and_ablations", "07_full_run_and_eval"}
+COURSE_NOTEBOOKS = {"00_overview", "01_verifier", "02_rollout", "03a_from_reinforce_to_grpo", "03b_advantage",
+                    "04_grpo_loss", "05_training_loop", "06_dynamics_and_ablations", "07_full_run_and_eval"}
+SCOREBOARD = re.compile(r"scoreboard\((\d+)\)")
+LOUD = {"00_overview", "01_verifier", "02_rollout", "03a_from_reinforce_to_grpo", "03b_advantage", "04_grpo_loss",
+        "05_training_loop", "07_full_run_and_eval"}
+"""Notebooks whose checks explain every failure (expect(...), no bare assert) and that end with a scoreboard."""
 
 
 def markdown_cells(path: Path) -> list[str]:
@@ -96,6 +112,20 @@ def test_every_exercise_section_is_stubs_and_checks(path: Path):
         assert "reference answer" not in src.lower(), f"{path.name}: a filled-in answer is left in a code cell"
 
 
+@pytest.mark.parametrize("path", [p for p in notebooks_with_exercises() if p.stem in LOUD], ids=lambda p: p.stem)
+def test_checks_explain_failures_and_the_notebook_ends_with_its_scoreboard(path: Path):
+    """No bare assert in a check cell (a failure must say what is wrong: expect(condition, message)), and the
+    last code cell prints the scoreboard over every exercise the notebook poses."""
+    for src in code_cells(path):
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.With) and CHECK.search(ast.unparse(node.items[0].context_expr)):
+                asserts = [n for n in ast.walk(node) if isinstance(n, ast.Assert)]
+                assert not asserts, f"{path.name}: a check uses assert: {ast.unparse(asserts[0])[:80]}"
+    last = code_cells(path)[-1]
+    found = SCOREBOARD.search(last)
+    assert found and int(found.group(1)) == len(check_names(path)), f"{path.name}: last cell is not the scoreboard"
+
+
 @pytest.mark.parametrize("path", notebooks_with_exercises(), ids=lambda p: p.stem)
 def test_every_stub_has_a_reference_solution_with_its_signature(path: Path):
     solutions = load_solutions(path.stem)
@@ -127,7 +157,9 @@ def test_notebook_with_solutions_passes_every_check(path: Path, monkeypatch: pyt
     assert names
     for name in names:
         assert f"{name}: {PASSED}" in out, f"{path.name}: {name} did not pass with the reference solution"
-    assert NOT_SOLVED not in out
+    assert NOT_SOLVED not in out and WRONG not in out
+    if path.stem in LOUD:
+        assert f"Scoreboard: {len(names)} of {len(names)} exercises solved" in out
 
 
 @pytest.mark.parametrize("path", notebooks_with_exercises(), ids=lambda p: p.stem)
@@ -138,6 +170,10 @@ def test_notebook_without_solutions_runs_and_reports_every_exercise_unsolved(pat
     for name in check_names(path):
         assert f"{name}: {NOT_SOLVED}" in out, f"{path.name}: the stub of {name} did not raise NotImplementedError"
     assert f": {PASSED}" not in out
+    if path.stem in LOUD:  # Run-all on an unsolved notebook says so at its end
+        assert out.rstrip().splitlines()[-2:] == [
+            "  Not done yet: write each function marked above, run it, then run its check cell.", "=" * 64], out[-500:]
+        assert f"Scoreboard: 0 of {len(check_names(path))} exercises solved" in out
 
 
 # ---- the mechanism itself ---------------------------------------------------------------------------
@@ -174,13 +210,26 @@ def test_missing_solutions_fail_with_one_clear_message(tmp_path, monkeypatch):
         exercise("other", solutions_dir)(triple)
 
 
-def test_checking_reports_unsolved_passes_and_lets_failures_through(capsys):
-    with checking("Exercise 9") as check:
+def test_checking_reports_unsolved_passed_and_wrong_and_lets_bugs_through(capsys):
+    RESULTS.clear()
+    with checking("Exercise 1") as check:
         raise NotImplementedError("stub")
-    assert check.status == NOT_SOLVED and f"Exercise 9: {NOT_SOLVED}" in capsys.readouterr().out
-    with checking("Exercise 9") as check:
+    assert check.status == NOT_SOLVED and f"Exercise 1: {NOT_SOLVED}" in capsys.readouterr().out
+    with checking("Exercise 2") as check:
         pass
-    assert check.status == PASSED and "Exercise 9: passed" in capsys.readouterr().out
-    with pytest.raises(AssertionError), checking("Exercise 9") as check:
-        raise AssertionError("wrong answer")
-    assert check.status is None
+    assert check.status == PASSED and "Exercise 2: passed" in capsys.readouterr().out
+    with checking("Exercise 3") as check:
+        expect(1 + 1 == 3, "the sum is off")
+    assert check.status == WRONG and f"Exercise 3: {WRONG} - the sum is off" in capsys.readouterr().out
+    with pytest.raises(IndexError), checking("Exercise 4") as check:  # a bug in the student's code: traceback
+        [][0]
+    assert check.status is None and RESULTS["Exercise 4"] == exercises.CRASHED
+    assert scoreboard(5) == (1, 5)
+    board = capsys.readouterr().out
+    assert "Scoreboard: 1 of 5 exercises solved" in board and "Exercise 5: check cell not run" in board
+    assert f"Exercise 3: {WRONG}" in board and "Exercise 2" not in board and "Not done yet" in board
+    RESULTS.update({f"Exercise {k}": PASSED for k in range(1, 6)})
+    assert scoreboard(5) == (5, 5) and "All solved." in capsys.readouterr().out
+    RESULTS.clear()
+    with pytest.raises(ExerciseFailed, match="why"):
+        expect(False, "why")

@@ -95,3 +95,17 @@ def test_hub_probe(monkeypatch):
 def test_unknown_name_is_one_clear_error():
     with pytest.raises(DataError, match="unknown benchmark"):
         nd.benchmark_rows(["AIME2099"], hub=False, say=lambda _: None)
+
+
+def test_gpu_demo_is_opt_in_and_picks_float16_without_bfloat16(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    run, why = nd.gpu_demo_plan({})
+    assert not run and nd.GPU_DEMO_ENV in why                            # not asked for: nothing downloads
+    assert nd.gpu_demo_plan({nd.GPU_DEMO_ENV: "1"}) == (True, "float16")  # a T4: no bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert nd.gpu_demo_plan({nd.GPU_DEMO_ENV: "1"}) == (True, "bfloat16")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert nd.gpu_demo_plan({nd.GPU_DEMO_ENV: "1"}) == (False, "skipped: no CUDA GPU")

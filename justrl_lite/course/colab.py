@@ -26,6 +26,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from textwrap import indent
 
 from justrl_lite.config import PROJECT_ROOT
 from justrl_lite.errors import JustRLError
@@ -65,6 +66,21 @@ def github_owner_repo(url: str) -> tuple[str, str]:
     return found.group(1), found.group(2)
 
 
+RESTART_CHECK = """\
+changed = []  # packages this kernel had imported whose installed version pip changed: stale code in memory
+for dist, version in before.items():
+    try:
+        now = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        now = "removed"
+    if now != version:
+        changed.append(f"{dist} {version} -> {now}")
+if changed:
+    raise RuntimeError("RESTART THE RUNTIME (Colab: Runtime > Restart session), then run this cell again: pip "
+                       "changed packages this kernel had already imported: " + ", ".join(changed)) from None"""
+"""Step 4 of the setup cell; expects ``before`` ({distribution: version before pip}) and ``metadata``."""
+
+
 def setup_cell(url: str) -> str:
     """The source of every notebook's first code cell (items 1-3 of the module docstring)."""
     return f'''\
@@ -82,7 +98,11 @@ except ImportError:
         print(f"set-up: {{url}} -> {{root}}, then pip install -e (once per runtime, a few minutes)")
         if not (root / "justrl_lite").is_dir():
             subprocess.run(["git", "clone", "--depth", "1", "--quiet", url, str(root)], check=True)
+        from importlib import metadata
+        dists = metadata.packages_distributions()  # import name -> distributions; versions before pip runs:
+        before = {{d: metadata.version(d) for m in list(sys.modules) for d in dists.get(m.partition(".")[0], [])}}
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(root)], check=True)
+{indent(RESTART_CHECK, " " * 8)}
     sys.path.insert(0, str(root))
 import justrl_lite
 from justrl_lite.config import PROJECT_ROOT'''

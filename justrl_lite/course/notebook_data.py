@@ -134,3 +134,25 @@ def _summary(found: Found, folder: str, hub: bool | None, errors: list[str]) -> 
         line += (f".\nnote: {why}. The specimens show each benchmark's stored format with made-up problems: "
                  f"what the cells count over them describes the formats, not the benchmarks.")
     return line
+
+
+# ---- notebook 07's GPU demo: opt-in, and a dtype the GPU has ----------------------------------------
+
+GPU_DEMO_ENV = "JUSTRL_GPU_DEMO"
+"""Set to 1 to run notebook 07's GPU cells (they download the 1.5B weights, several GB, and take minutes)."""
+
+
+def gpu_demo_plan(environ: dict[str, str] | None = None) -> tuple[bool, str]:
+    """(run, dtype or the reason it does not run) for notebook 07's GPU cells.
+
+    Runs only when ``$JUSTRL_GPU_DEMO`` is 1 and CUDA is there; the dtype is bfloat16 where the GPU supports it
+    and float16 otherwise (a Colab T4 has no bfloat16)."""
+    import torch
+
+    environ = os.environ if environ is None else environ
+    if environ.get(GPU_DEMO_ENV, "").strip() not in ("1", "true", "yes"):
+        return False, (f"skipped (opt-in): set {GPU_DEMO_ENV}=1 before starting Jupyter to run it; it downloads "
+                       "the 1.5B weights (several GB)")
+    if not torch.cuda.is_available():
+        return False, "skipped: no CUDA GPU"
+    return True, "bfloat16" if torch.cuda.is_bf16_supported() else "float16"

@@ -9,7 +9,7 @@ draws exactly that data (tested by reading the data back from the figure's artis
        L_t = max(-A r_t, -A clip(r_t, 1 - 0.2, 1 + 0.28)),  L_t = min(L_t, -A c) if A < 0,
        zeroed  <=>  dL_t / dlog pi_new(y_t) = 0   (the ratio clip when A > 0 and r_t > 1.28 or A < 0 and r_t < 0.8;
                                                     the dual clip when A < 0 and r_t > c = 10).
-2. ``advantage_grid`` / ``plot_advantage_grid`` (notebook 03): the GRPO advantage of a correct and of an incorrect
+2. ``advantage_grid`` / ``plot_advantage_grid`` (notebook 03b): the GRPO advantage of a correct and of an incorrect
    response for k correct out of n (scores +1 / -1), from ``advantage.grpo_advantages``; closed form
    A+ = sqrt((n-1)(n-k)/(n k)), A- = -sqrt((n-1) k/(n (n-k))); 0 for k = 0 or n.
 3. ``entropy_by_temperature`` / ``plot_entropy_vs_temperature`` (notebook 02): per-token entropy
@@ -180,7 +180,7 @@ def plot_advantage_grid(grid: dict[str, np.ndarray], *, highlight_n: int | None 
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
     vmax = float(np.nanmax(np.abs([grid["a_correct"], grid["a_incorrect"]])))
     for ax, key, title in ((axes[0], "a_correct", "advantage of a correct response ($s = +1$)"),
                            (axes[1], "a_incorrect", "advantage of an incorrect response ($s = -1$)")):
@@ -190,15 +190,17 @@ def plot_advantage_grid(grid: dict[str, np.ndarray], *, highlight_n: int | None 
                           aspect="auto")
         for (row, k), a in np.ndenumerate(values):
             n = int(grid["n"][row])
-            if n <= annotate_n_max and math.isfinite(a):
-                ax.text(k, n, f"{a:.2f}", ha="center", va="center", fontsize=6)
+            if n <= annotate_n_max and math.isfinite(a):  # one decimal at 9 pt: legible in every cell
+                ax.text(k, n, f"{a:.1f}", ha="center", va="center", fontsize=9,
+                        color="white" if abs(a) > 0.6 * vmax else "black")
         if highlight_n is not None:
             ax.add_patch(Rectangle((-0.5, highlight_n - 0.5), highlight_n + 1, 1, fill=False, linewidth=2,
                                    edgecolor="black", label=f"n = {highlight_n} (JustRL)"))
             ax.legend(fontsize=8, loc="upper left")
-        ax.set_xlabel("k, correct responses in the group")
-        ax.set_ylabel("n, group size")
-        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("k, correct responses in the group", fontsize=11)
+        ax.set_ylabel("n, group size", fontsize=11)
+        ax.tick_params(labelsize=10)
+        ax.set_title(title, fontsize=12)
         fig.colorbar(image, ax=ax, label="$A_i$")
     fig.tight_layout()
     return fig
@@ -239,8 +241,9 @@ def plot_entropy_vs_temperature(results: dict[float, dict[str, np.ndarray]], *,
     width = 0.6 * min(np.diff(temps)) if len(temps) > 1 else 0.1
     boxes = ax.boxplot([results[T]["entropy"] for T in temps], positions=temps, widths=width, whis=(5, 95),
                        showfliers=False, manage_ticks=False)
-    for T, median in zip(temps, boxes["medians"]):
-        median.set_gid(f"median {T:g}")
+    for T, median in zip(temps, boxes["medians"]):  # black: the default orange is the -log p line's colour
+        median.set(color="black", linewidth=1.5, gid=f"median {T:g}")
+    ax.plot([], [], color="black", linewidth=1.5, label="median entropy (box: 5-95%, quartiles)")
     ax.plot(temps, [results[T]["entropy"].mean() for T in temps], "o-", color="C0", label="mean entropy $H_t$",
             gid="mean entropy")
     ax.plot(temps, [results[T]["neg_logp"].mean() for T in temps], "s--", color="C1",
@@ -276,13 +279,17 @@ def micro_batch_layout(plan: Sequence[Sequence[int]], seq_lengths: torch.Tensor)
 
 def plot_micro_batches(plans: dict[str, Sequence[Sequence[int]]], seq_lengths: torch.Tensor, *,
                        max_tokens: int | None = None):
-    """One panel per plan (e.g. per mini-batch), one bar per micro-batch: its rows' real tokens end to end (blue,
-    one segment per row, gid ``real <j> <row>``), then the padding it computes (grey, hatched, gid ``pad <j>``);
-    the bar's length is the tokens computed, against the budget ``max_tokens``."""
+    """Two rows of panels, one column per plan (e.g. per mini-batch), one bar per micro-batch.
+
+    Top: the tokens the package computes for the micro-batch, its rows' real tokens end to end (blue, one segment
+    per row, gid ``real <j> <row>``), then the padding (grey, hatched, gid ``pad <j>``). Bottom: what the planner's
+    budget limits, rows x longest row (gid ``budget <j>``), against the budget ``max_tokens`` (dashed). The two
+    differ (a forward pass may split a micro-batch into buckets), so they get separate axes."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(plans), figsize=(4.4 * len(plans), 3.8), squeeze=False, sharex=True)
-    for ax, (name, plan) in zip(axes[0], plans.items()):
+    fig, axes = plt.subplots(2, len(plans), figsize=(4.4 * len(plans), 5.6), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 2]})
+    for ax, low, (name, plan) in zip(axes[0], axes[1], plans.items()):
         layout = micro_batch_layout(plan, seq_lengths)
         for j, mb in enumerate(layout):
             left = 0
@@ -293,14 +300,18 @@ def plot_micro_batches(plans: dict[str, Sequence[Sequence[int]]], seq_lengths: t
             ax.barh(j, mb["padded"], left=left, color="lightgrey", hatch="///", edgecolor="grey", height=0.7,
                     gid=f"pad {j}")
             ax.text(mb["computed"], j, f" {len(mb['rows'])} row{'s' if len(mb['rows']) > 1 else ''}", va="center",
-                    fontsize=7)
-        if max_tokens is not None:
-            ax.axvline(max_tokens, color="black", ls="--", lw=0.8, label=f"budget {max_tokens} (rows x longest)")
-            ax.legend(fontsize=7, loc="lower right")
+                    fontsize=8)
+            # the planner's measure of a micro-batch: rows x its longest row
+            low.barh(j, len(mb["rows"]) * max(mb["lengths"]), color="C1", height=0.7, gid=f"budget {j}")
         padded, computed = padding_counts([list(r) for r in plan], seq_lengths)
         ax.set_title(f"{name}: {len(layout)} micro-batches, padding {padded / computed:.0%}", fontsize=9)
-        ax.set_yticks(range(len(layout)), [f"micro-batch {j}" for j in range(len(layout))], fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel("tokens computed: real (one segment per row) + padding")
+        for a in (ax, low):
+            a.set_yticks(range(len(layout)), [f"micro-batch {j}" for j in range(len(layout))], fontsize=8)
+            a.invert_yaxis()
+        ax.set_xlabel("tokens computed: real (one segment per row) + padding", fontsize=8)
+        low.set_xlabel("rows x longest row (what the budget limits)", fontsize=8)
+        if max_tokens is not None:
+            low.axvline(max_tokens, color="black", ls="--", lw=0.8)
+            low.set_title(f"rows x longest vs the budget {max_tokens} (dashed)", fontsize=9)
     fig.tight_layout()
     return fig

@@ -19,7 +19,7 @@ import torch
 from justrl_lite.checkpoint import latest_checkpoint, read_prompt_file, write_prompt_file
 from justrl_lite.config_checks import DTYPES
 from justrl_lite.errors import JustRLError
-from justrl_lite.policy import load_model
+from justrl_lite.evaluation.engine import load_model
 
 
 class ExportError(JustRLError, RuntimeError):

@@ -9,12 +9,7 @@ from __future__ import annotations
 from justrl_lite.rollout import RolloutBatch
 
 
-def rows_of_prompt(i: int, n: int) -> list[int]:
-    """Exercise 1: prompt-major, prompt i's responses are the n consecutive rows i*n .. i*n + n - 1."""
-    return list(range(i * n, (i + 1) * n))
-
-
 def response_logprob(batch: RolloutBatch, row: int) -> float:
-    """Exercise 2: log pi(y | x) = sum_t log pi(y_t | x, y_<t) over the response mask (padding excluded)."""
+    """Exercise 1: log pi(y | x) = sum_t log pi(y_t | x, y_<t) over the response mask (padding excluded)."""
     mask = batch.response_mask[row].bool()  # (R,)
     return float(batch.sampling_logprobs[row][mask].sum())
