@@ -58,8 +58,8 @@ def run_notebook(path: Path) -> list[str]:
             for c in nb.cells if c.cell_type == "code"]
 
 
-COURSE_NOTEBOOKS = {"00_overview", "01_verifier", "02_rollout", "03_advantage", "03a_from_reinforce_to_grpo", "04_grpo_loss",
-                    "05_training_loop", "06_dynamics_and_ablations", "07_full_run_and_eval"}
+COURSE_NOTEBOOKS = {"00_overview", "01_verifier", "02_rollout", "03_advantage", "03a_from_reinforce_to_grpo",
+                    "04_grpo_loss", "05_training_loop", "06_dynamics_and_ablations", "07_full_run_and_eval"}
 
 
 def markdown_cells(path: Path) -> list[str]:
