@@ -6,9 +6,9 @@ the longest one ends; the path before issue #12), ``drop-finished-v1`` (finished
 cache; each token drawn by ``torch.multinomial`` over all rows, each row's prompt prefilled on its own) and
 ``drop-finished`` (the default: the same, with the draw's exponentials computed for the live rows only,
 ``decode.race_sample``, and each prompt prefilled once for its n rows). All draw the same samples for the same
-seed, so the copies train identically and each step's phases can be compared one to one. Steps alternate between the copies (A, B, A,
-B, ...) so that a busy machine slows both alike. Two tables: the median wall seconds of each phase from the
-step's ``time/*`` metrics with its share of the step, and the median process CPU seconds of the same phases
+seed, so the copies train identically and each step's phases can be compared one to one. Steps alternate between the
+copies (A, B, A, B, ...) so that a busy machine slows both alike. Two tables: the median wall seconds of each phase
+from the step's ``time/*`` metrics with its share of the step, and the median process CPU seconds of the same phases
 (``time.process_time`` around ``engine.generate``, ``compute_old_logprobs`` and ``update_policy``; reward and
 bookkeeping are the rest), which a loaded machine disturbs much less than wall time.
 
@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             phases_cpu["rest"] = step_cpu - sum(clock.seconds.values())
             for k, x in phases_cpu.items():
                 cpu[v].setdefault(k, []).append(x)
-            print(f"step {step} {v}: {metrics['time/step']:.2f} s wall, {step_cpu:.2f} s CPU", file=sys.stderr, flush=True)
+            print(f"step {step} {v}: {metrics['time/step']:.2f} s wall, {step_cpu:.2f} s CPU",
+                  file=sys.stderr, flush=True)
     print(f"median over {args.steps} tiny steps, {args.threads} torch thread(s)")
     print("\nwall seconds (share of the step)\n")
     print("| rollout path | rollout | reward | old log-prob | update | step |")
@@ -172,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for v in names:
         med = {k: statistics.median(xs) for k, xs in cpu[v].items()}
-        cells = [f"{med[k]:.2f} ({100 * med[k] / med['step']:.0f}%)" for k in ("rollout", "old_logprob", "update", "rest")]
+        cells = [f"{med[k]:.2f} ({100 * med[k] / med['step']:.0f}%)"
+                 for k in ("rollout", "old_logprob", "update", "rest")]
         print(f"| {v} | " + " | ".join(cells) + f" | {med['step']:.2f} |")
     return 0
 

@@ -208,7 +208,8 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[Side, Side]:
         trainer.train()
         for side, policy in ((ours, model), (trl, trainer.model)):
             side.val = validate(HFRollout(policy, tokenizer), val_prompts, cfg, cfg.total_steps)
-            side.param_change = float(sum((p.detach() - b).pow(2).sum() for p, b in zip(policy.parameters(), base)).sqrt())
+            side.param_change = float(
+                sum((p.detach() - b).pow(2).sum() for p, b in zip(policy.parameters(), base)).sqrt())
     return ours, trl
 
 

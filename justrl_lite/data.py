@@ -237,7 +237,8 @@ def _read_json(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}, row {row} (line {lineno}): not valid JSON ({e.msg}); fix or remove the line") from e
+            raise DataError(f"{path}, row {row} (line {lineno}): not valid JSON ({e.msg}); "
+                            "fix or remove the line") from e
         yield row, record
         row += 1
 

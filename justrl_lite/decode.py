@@ -46,7 +46,8 @@ from transformers.generation.logits_process import (
 
 
 def sampling_processors(config: GenerationConfig) -> LogitsProcessorList:
-    """The warpers ``generate`` applies for this config, in its order: temperature, top-k, top-p (neutral ones skipped)."""
+    """The warpers ``generate`` applies for this config, in its order:
+    temperature, top-k, top-p (neutral ones skipped)."""
     processors = LogitsProcessorList()
     if config.temperature != 1.0:
         processors.append(TemperatureLogitsWarper(config.temperature))

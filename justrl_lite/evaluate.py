@@ -26,9 +26,10 @@ authors' ``evals/gen_vllm.py`` and ``evals/grade.py`` in github thunlp/JustRL):
      ``\\boxed`` of the response against the answer (a boxed ground truth is unboxed), MATH normalisation, then
      SymPy with their integer, fraction and tuple rules. ``grader="math-verify"`` is ours (``grading/grade.py``).
   7. A model judge for what the rule grader rejects: ``opencompass/CompassVerifier-3B`` through vLLM, greedy,
-     2,048 tokens, the authors' prompt with an empty question, correct iff it answers exactly "A" (``evaluation/judge.py``).
-     It is asked when comparing with the paper (``--compare``) and a CUDA GPU with vLLM is there, or with
-     ``--judge``; it can only raise a score. Every table row names its grading (rule-only or rule + judge).
+     2,048 tokens, the authors' prompt with an empty question, correct iff it answers exactly "A"
+     (``evaluation/judge.py``). It is asked when comparing with the paper (``--compare``) and a CUDA GPU with vLLM
+     is there, or with ``--judge``; it can only raise a score. Every table row names its grading (rule-only or
+     rule + judge).
 
 Where this module departs from the authors' scripts, and why:
   * Seeds are ``base_seed + j`` rather than random (item 5). With the transformers engine one seed drives
@@ -44,9 +45,10 @@ Files in ``out_dir``: ``<benchmark>.jsonl``, one line per sample: ``example_id``
 benchmark file, as the authors'), ``prompt`` (the user message), ``answer`` (the ground truth as stored),
 ``seed``, ``response`` (the authors' five fields), then ``correct``, ``finish_reason`` (``stop`` or
 ``length``), ``response_length`` (tokens, EOS included), ``row_id``; with the judge also ``rule_correct``
-and ``judge_correct`` (``evaluation/files.py``). ``eval_settings.json`` (what a resumed run must match), ``summary.json`` and
-``summary.md`` (``evaluation/scores.py``). ``regrade`` (``evaluation/regrade.py``) grades such files again, or the authors' released
-ones, without generating, by both rule graders, and counts per benchmark the samples they disagree on.
+and ``judge_correct`` (``evaluation/files.py``). ``eval_settings.json`` (what a resumed run must match),
+``summary.json`` and ``summary.md`` (``evaluation/scores.py``). ``regrade`` (``evaluation/regrade.py``) grades such
+files again, or the authors' released ones, without generating, by both rule graders, and counts per benchmark the
+samples they disagree on.
 
 Command line (``python -m justrl_lite.evaluate --help``)::
 

@@ -6,9 +6,10 @@ A verl run (``full_run --engine verl``) plots the same way from its TensorBoard 
 
     python -m justrl_lite.plots runs/justrl-deepseek-1.5b/tensorboard --out figures/verl --label "verl 4x8"
 
-(``justrl_lite.scale.verl_metrics`` maps verl's metric names to ours). Either way it writes ``training_dynamics.png`` (policy entropy, mean reward, mean response length against step: the paper's
-three panels) and ``heldout_accuracy.png`` (held-out pass@1 against step). ``plot_runs`` overlays several runs
-(e.g. the ablations, several seeds each) as a mean line with a min-max band.
+(``justrl_lite.scale.verl_metrics`` maps verl's metric names to ours). Either way it writes
+``training_dynamics.png`` (policy entropy, mean reward, mean response length against step: the paper's three panels)
+and ``heldout_accuracy.png`` (held-out pass@1 against step). ``plot_runs`` overlays several runs (e.g. the
+ablations, several seeds each) as a mean line with a min-max band.
 
 What the paper reports for the DeepSeek base (for comparison, not plotted as data): entropy stays in a band
 (about 1.2-1.4), mean reward rises from about -0.6 to +0.4, response length falls from about 8k to 4-5k tokens

@@ -5,7 +5,7 @@ Precision policy (``dtype`` in the config; what each tensor is, and why):
     tensor                                  dtype=float32     dtype=bfloat16 / float16
     trainable parameters (master weights)   float32           float32
     AdamW moments m, v                      float32           float32
-    gradients                               float32           float32 (autocast's backward casts to the parameter's dtype)
+    gradients                               float32           float32 (autocast's backward casts to the parameter dtype)
     matmuls of forward and backward         float32           dtype   (torch.autocast(device, dtype))
     logits of one log-prob chunk            float32           dtype, then float32 for log-softmax/entropy
     checkpoint ``policy/``                  float32           float32 (resume is exact)
@@ -113,7 +113,8 @@ def load_model(model_path: str, *, device: str, dtype: str, load_weights: bool =
     except (OSError, ValueError, KeyError) as e:
         raise ModelLoadError(f"cannot load model {model_path!r} ({type(e).__name__}: {str(e)[:300]}); pass "
                              f"a folder written by save_pretrained (config.json, weights, tokenizer files) "
-                             f"or a hub id this machine can download (e.g. deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B)") from e
+                             f"or a hub id this machine can download "
+                             f"(e.g. deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B)") from e
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

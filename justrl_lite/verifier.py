@@ -41,7 +41,8 @@ DAPO_INNER_WINDOW = 100
 # ---- training reward: the strict DAPO verifier ----------------------------------------------------------------
 
 def dapo_reward(response: str, ground_truth: str) -> float:
-    """The strict-box DAPO reward JustRL trains with: +1.0 if the last box equals ``ground_truth`` exactly, else -1.0."""
+    """The strict-box DAPO reward JustRL trains with: +1.0 if the last box equals
+    ``ground_truth`` exactly, else -1.0."""
     if not isinstance(response, str) or not isinstance(ground_truth, str):
         return -1.0
     # 1-2. keep the last 300 characters, then the last 100 of those

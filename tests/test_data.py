@@ -241,7 +241,8 @@ def test_good_rows_of_both_schemas_parse(tmp_path):
     plain = tmp_path / "plain.json"
     plain.write_text(json.dumps([GOOD_PLAIN, {"question": "5+5?", "answer": "10"}]))
     rows = load_rows(str(plain))
-    assert [(r.problem, r.ground_truth, r.data_source) for r in rows] == [("2+2?", "4", "plain"), ("5+5?", "10", "plain")]
+    assert [(r.problem, r.ground_truth, r.data_source) for r in rows] == [
+        ("2+2?", "4", "plain"), ("5+5?", "10", "plain")]
 
 
 def test_malformed_parquet_row_and_bad_json_line_are_located(tmp_path):

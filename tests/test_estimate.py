@@ -180,8 +180,8 @@ def test_layer_working_set_matches_what_transformers_saves():
     for _ in range(3):
         heads = rng.choice([4, 6, 8])
         kv = rng.choice([k for k in (1, 2) if heads % k == 0])
-        config = Qwen2Config(hidden_size=heads * 32, intermediate_size=rng.randint(300, 1200), num_attention_heads=heads,
-                             num_key_value_heads=kv, num_hidden_layers=1, vocab_size=10)
+        config = Qwen2Config(hidden_size=heads * 32, intermediate_size=rng.randint(300, 1200),
+                             num_attention_heads=heads, num_key_value_heads=kv, num_hidden_layers=1, vocab_size=10)
         per_token = (saved_bytes(config, 768) - saved_bytes(config, 256)) / 512
         shape = shape_from_config(config)
         w = memory_rows_w(shape)

@@ -90,7 +90,8 @@ def test_fresh_venv_runs_every_notebook_from_a_clone(tmp_path):
     work = tmp_path / "content"  # Colab's working directory: outside any clone
     work.mkdir()
     for name in NOTEBOOKS:  # as Colab opens them: the committed files
-        (work / f"{name}.ipynb").write_text(_run(["git", "-C", str(ROOT), "show", f"HEAD:notebooks/{name}.ipynb"]).stdout)
+        (work / f"{name}.ipynb").write_text(
+            _run(["git", "-C", str(ROOT), "show", f"HEAD:notebooks/{name}.ipynb"]).stdout)
     env.update({GIT_ENV: ROOT.as_uri(), "PIP_CONSTRAINT": str(ROOT / "ci" / "pins-main.txt"), "OMP_NUM_THREADS": "1",
                 "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "MPLBACKEND": "Agg"})
     t1 = time.perf_counter()

@@ -137,7 +137,8 @@ def test_length_aware_plan_packs_every_row_within_budget_and_cuts_padding():
         assert len(mb) == 1 or len(mb) * int(lengths[mb].max()) <= 150, (seed, mb)
     # padding as computed: per micro-batch, its forward buckets of rows x their own longest
     padded, computed = padding_counts(plan, lengths)
-    assert computed == sum(len(b) * max(int(lengths[r]) for r in b) for mb in plan for b in forward_buckets(mb, lengths))
+    assert computed == sum(len(b) * max(int(lengths[r]) for r in b)
+                           for mb in plan for b in forward_buckets(mb, lengths))
     assert padded == computed - int(lengths.sum())
     one_forward = padding_counts(plan, lengths, overhead_tokens=10**9)
     assert one_forward[1] == sum(len(mb) * max(int(lengths[r]) for r in mb) for mb in plan) >= computed
@@ -300,8 +301,9 @@ def test_logprob_step_at_the_1p5b_vocabulary_stays_under_4_gb():
     The plain computation would hold the (2, 16,000, 151,936) logits in float32: 2 x 16,000 x 151,936 x 4 bytes
     = 19.4 GB for one copy, before log-softmax and entropy temporaries (issue 9 measured it dying past 9.9 GB
     under a 12 GB cap). Chunked, the peak is the model (2 x 151,936 x 64 x 4 bytes = 78 MB of embeddings, x4 with
-    gradient and AdamW state) plus a few 256 MiB logit chunks: measured 1.76 GB peak RSS (123 s of CPU time). Run with float32 compute: the logit chunks are
-    float32 under either precision, and CPUs without native bf16 (this project's CI) run bf16 matmuls far slower.
+    gradient and AdamW state) plus a few 256 MiB logit chunks: measured 1.76 GB peak RSS (123 s of CPU time). Run
+    with float32 compute: the logit chunks are float32 under either precision, and CPUs without native bf16 (this
+    project's CI) run bf16 matmuls far slower.
     """
     done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, "float32"], capture_output=True, text=True,
                           timeout=1800, cwd=PROJECT_ROOT, env={**os.environ, "OMP_NUM_THREADS": "2"})

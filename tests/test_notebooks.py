@@ -37,7 +37,8 @@ def test_notebook_is_committed_clean(path: Path):
     if (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5):  # cell ids are required from nbformat 4.5 on
         assert all("id" in c for c in nb["cells"]), f"{path.name}: a cell has no id; run nbformat.validator.normalize"
     first = "".join(code[0]["source"])
-    assert "import justrl_lite" in first and "JUSTRL_LITE_GIT" in first, f"{path.name}: first cell is not the setup cell"
+    assert "import justrl_lite" in first and "JUSTRL_LITE_GIT" in first, (
+        f"{path.name}: first cell is not the setup cell")
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)

@@ -91,8 +91,8 @@ def test_one_adamw_step_at_lr_1e6_moves_the_weights_only_with_float32_masters():
 
     Why every one, whatever the batch: such a weight's step is at least lr / 2 = 5e-7; weight decay takes back at most
     lr * weight_decay * |w| < 2e-7 and the two float32 roundings (decay, then step) at most one ulp of w, 2^-23 =
-    1.2e-7 for |w| < 2. A weight with a gradient below eps may stay put (its step can be smaller than what decay and rounding
-    take): counting those made this test fail for some batches (seed 169849915: 98.9% of the weights with a
+    1.2e-7 for |w| < 2. A weight with a gradient below eps may stay put (its step can be smaller than what decay and
+    rounding take): counting those made this test fail for some batches (seed 169849915: 98.9% of the weights with a
     gradient moved, under the 99% it asked for).
     """
     cfg = JustRLConfig.paper().replace(**PAPER_ON_CPU, prompts_per_step=2, mini_batch_prompts=2,
@@ -175,7 +175,8 @@ def test_export_and_evaluate_command_lines(tmp_path):
     optimizer = make_optimizer(model, cfg)
     ckpt = save_checkpoint(tmp_path / "run", 3, model, tokenizer, optimizer, make_scheduler(optimizer, cfg), {})
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    run = [sys.executable, "-m", "justrl_lite.scale.export", str(ckpt), "--dtype", "bfloat16", "--out", str(tmp_path / "bf16")]
+    run = [sys.executable, "-m", "justrl_lite.scale.export", str(ckpt), "--dtype", "bfloat16",
+           "--out", str(tmp_path / "bf16")]
     done = subprocess.run(run, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     run = [sys.executable, "-m", "justrl_lite.evaluate", "--model", str(tmp_path / "bf16"), "--benchmarks",
@@ -184,7 +185,8 @@ def test_export_and_evaluate_command_lines(tmp_path):
     done = subprocess.run(run, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "eval" / "summary.json").exists()
-    done = subprocess.run([sys.executable, "-m", "justrl_lite.scale.export", str(tmp_path), "--out", str(tmp_path / "y")],
+    done = subprocess.run([sys.executable, "-m", "justrl_lite.scale.export", str(tmp_path),
+                           "--out", str(tmp_path / "y")],
                           capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=300)
     assert done.returncode == 2 and "no policy/ folder" in done.stderr and "Traceback" not in done.stderr
 

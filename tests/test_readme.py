@@ -19,7 +19,8 @@ def test_readme_diff_table_is_the_generated_one():
     block = re.search(r"<!-- diff-table:start -->\n(.*?)\n<!-- diff-table:end -->", README, flags=re.S)
     assert block, "README lost its diff-table markers"
     assert block.group(1) == diff_table(JustRLConfig.paper(), JustRLConfig.tiny()), (
-        "README's paper-vs-tiny table is stale: regenerate it from diff_table(JustRLConfig.paper(), JustRLConfig.tiny())")
+        "README's paper-vs-tiny table is stale: "
+        "regenerate it from diff_table(JustRLConfig.paper(), JustRLConfig.tiny())")
 
 
 def _block(name: str) -> str:

@@ -117,7 +117,8 @@ class RandomEngine(RolloutEngine):
         response_mask = (torch.arange(R)[None, :] < lengths[:, None]).long()
         return RolloutBatch(prompt_ids=ids, prompt_mask=mask,
                             response_ids=torch.randint(5, self.vocab, (B, R), generator=g) * response_mask,
-                            response_mask=response_mask, sampling_logprobs=-torch.rand(B, R, generator=g) * response_mask,
+                            response_mask=response_mask,
+                            sampling_logprobs=-torch.rand(B, R, generator=g) * response_mask,
                             truncated=lengths == R, texts=["\\boxed{1}", "no"] * (B // 2),
                             group_ids=torch.arange(len(prompt_ids)).repeat_interleave(n))
 

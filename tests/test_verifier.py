@@ -387,7 +387,8 @@ def payloads(sentinel: Path) -> list[str]:
     s = str(sentinel)
     return [
         f"__import__('os').system('touch {s}')", f"eval(\"open('{s}', 'w')\")", f"$(touch {s})", f"`touch {s}`",
-        f"'; touch {s}; '", f"\\write18{{touch {s}}}", f"\\input{{{s}}}", f"exec('import os; os.system(\"touch {s}\")')",
+        f"'; touch {s}; '", f"\\write18{{touch {s}}}", f"\\input{{{s}}}",
+        f"exec('import os; os.system(\"touch {s}\")')",
         "().__class__.__base__.__subclasses__()", f"lambda: open('{s}','w').write('x')", f"{{{{7*7}}}}; touch {s}",
         f"import os; os.system('touch {s}')", f"os.system('touch {s}')",
     ]

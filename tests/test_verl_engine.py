@@ -65,10 +65,12 @@ OTHER_VALUES = dict(
     model_name_or_path="nvidia/OpenMath-Nemotron-1.5B", max_prompt_length=2048, max_response_length=8192,
     prompts_per_step=128, rollouts_per_prompt=16, mini_batch_prompts=32, ppo_epochs=2, micro_batch_max_tokens=40000,
     lr=2e-6, lr_warmup_steps=0, adam_betas=(0.9, 0.95), adam_eps=1e-6, weight_decay=0.0, grad_clip=0.5,
-    clip_ratio_low=0.1, clip_ratio_high=0.3, clip_ratio_c=3.0, loss_agg_mode="seq-mean-token-mean", kl_coef=0.001, entropy_coeff=0.01,
+    clip_ratio_low=0.1, clip_ratio_high=0.3, clip_ratio_c=3.0, loss_agg_mode="seq-mean-token-mean",
+    kl_coef=0.001, entropy_coeff=0.01,
     temperature=0.8, top_p=0.95, top_k=50, rollout_gpu_memory_utilization=0.7, reward_fn="lenient",
     overlong_penalty=True, overlong_buffer_len=1024, overlong_penalty_factor=0.5, total_steps=3440, val_every=25,
-    save_every=100, val_samples_per_prompt=16, val_temperature=0.6, val_top_p=0.95, val_max_prompts=10, val_grader="paper", seed=7,
+    save_every=100, val_samples_per_prompt=16, val_temperature=0.6, val_top_p=0.95, val_max_prompts=10,
+    val_grader="paper", seed=7,
     dtype="float16", gradient_checkpointing=False, lora_rank=8, lora_alpha=16, output_dir="/runs/y",
 )
 
@@ -206,7 +208,8 @@ def test_reward_training_rows_are_strict_and_validation_rows_use_the_grader():
 
 def test_reward_module_imports_nothing_heavy():
     code = ("import sys, justrl_lite.scale.verl_reward; "
-            "heavy = sorted(m for m in ('torch', 'transformers', 'sympy', 'math_verify', 'numpy') if m in sys.modules); "
+            "heavy = sorted(m for m in ('torch', 'transformers', 'sympy', 'math_verify', 'numpy') "
+            "if m in sys.modules); "
             "print(','.join(heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", f"heavy modules imported by justrl_lite.scale.verl_reward: {result.stdout}"

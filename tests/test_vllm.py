@@ -204,7 +204,8 @@ def test_evaluate_with_vllm_agrees_with_hf_on_200_toy_problems(tmp_path):
     for kind in ("vllm", "hf"):
         run_module([*common, "--engine", kind, "--out", str(tmp_path / kind)])
         records = [json.loads(line) for line in (tmp_path / kind / "toy.jsonl").read_text().splitlines()]
-        assert len(records) == 200 and json.loads((tmp_path / kind / "eval_settings.json").read_text())["engine"] == kind
+        assert (len(records) == 200
+                and json.loads((tmp_path / kind / "eval_settings.json").read_text())["engine"] == kind)
         correct[kind] = torch.tensor([float(r["correct"]) for r in records])
         lengths[kind] = torch.tensor([float(r["response_length"]) for r in records])
     p = float(torch.cat(list(correct.values())).mean())

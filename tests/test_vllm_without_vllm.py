@@ -92,7 +92,8 @@ class RecordingEngine(RolloutEngine):
         g = torch.Generator().manual_seed(seed)
         B, R = len(prompt_ids) * n, 6
         ids, mask = left_pad([p for p in prompt_ids for _ in range(n)], self.pad_id)
-        return RolloutBatch(prompt_ids=ids, prompt_mask=mask, response_ids=torch.randint(5, self.vocab, (B, R), generator=g),
+        return RolloutBatch(prompt_ids=ids, prompt_mask=mask,
+                            response_ids=torch.randint(5, self.vocab, (B, R), generator=g),
                             response_mask=torch.ones(B, R, dtype=torch.long), sampling_logprobs=torch.zeros(B, R),
                             truncated=torch.ones(B, dtype=torch.bool), texts=["\\boxed{1}", "no"] * (B // 2),
                             group_ids=torch.arange(len(prompt_ids)).repeat_interleave(n))

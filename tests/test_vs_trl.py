@@ -1,4 +1,5 @@
-"""benchmarks/vs_trl.py runs end to end (smoke mode: one small step of each trainer, alternated) when TRL is installed."""
+"""benchmarks/vs_trl.py runs end to end (smoke mode: one small step of each trainer, alternated) when TRL is
+installed."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("trl", reason="TRL is not installed: `pip install -e \".[bench]\"` to run the vs-TRL benchmark test")
+pytest.importorskip("trl",
+                    reason="TRL is not installed: `pip install -e \".[bench]\"` to run the vs-TRL benchmark test")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_vs_trl_smoke_runs_both_trainers_and_reports(tmp_path):
     out = tmp_path / "vs_trl.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_trl.py"), "--smoke", "--quiet", "--json", str(out)],
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_trl.py"), "--smoke", "--quiet",
+                           "--json", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| 1 | justrl_lite |" in proc.stdout and "| 1 | TRL GRPOTrainer |" in proc.stdout
@@ -70,6 +73,7 @@ def test_pass_at_1_line_is_the_paired_t_test_by_seed():
         line = vs.pass_at_1_line(pairs)
         assert f"{mean:+.2f} +- {se:.2f} points (SE, {n} seeds" in line, line
         t = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447}[n - 1]
-        expected = "justrl_lite higher" if mean > t * se else ("justrl_lite lower" if mean < -t * se else "no difference")
+        expected = ("justrl_lite higher" if mean > t * se
+                    else ("justrl_lite lower" if mean < -t * se else "no difference"))
         assert f"95% paired t: {expected}" in line, (trial, line)
     assert "one seed: no test" in vs.pass_at_1_line({1: pairs[0]})

@@ -170,7 +170,8 @@ def algorithm_steps(functions: tuple[Callable, ...] | None = None, doc: str | No
 def render_algorithm(steps: list[Step] | None = None, width: int = 112) -> str:
     """A plain-text box: the steps under the function that runs them, each followed by ``-> module.function``."""
     steps = algorithm_steps() if steps is None else steps
-    title = "Algorithm 1  JustRL: one training step (generated from justrl_lite/trainer.py by justrl_lite/course/algorithm.py)"
+    title = ("Algorithm 1  JustRL: one training step "
+             "(generated from justrl_lite/trainer.py by justrl_lite/course/algorithm.py)")
     inner = max(width - 4, len(title))
     body, where = [], None
     for s in steps:

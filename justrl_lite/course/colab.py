@@ -16,7 +16,7 @@ The environment variable ``JUSTRL_LITE_GIT`` overrides the URL (a fork, or a loc
 ``tests/test_fresh_venv.py``). A fork changes the one line in pyproject.toml and runs ``make notebooks-setup``.
 
     python -m justrl_lite.course.colab            # rewrite the notebooks' first cells and the README badge block
-    python -m justrl_lite.course.colab --check    # exit 1, naming what is stale (tests/test_colab.py runs the same check)
+    python -m justrl_lite.course.colab --check    # exit 1, naming what is stale (as tests/test_colab.py does)
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ re-implements the part of that conversion that answers use, from pylatexenc 2.10
     \\frac{a}{b} -> "a/b"  (no parentheses: \\frac{x+1}{2} -> "x+1/2")      \\sqrt[n]{x} -> "√(x)" (degree dropped)
     \\text{..}, \\mathrm{..}, \\textbf{..}, ... -> their content              {..} -> its content
     \\pi -> "π", \\alpha -> "α", ...;  \\infty -> "∞", \\cup -> "∪", \\cdot -> "·", \\times -> "×", \\le -> "≤", ...
-    \\, \\; \\: "\\ " -> " ";  \\! -> "";  \\quad -> 2 spaces;  \\\\ -> newline;  \\{ \\} \\$ \\& \\# \\_ -> the character
+    \\, \\; \\: "\\ " -> " ";  \\! -> "";  \\quad -> 2 spaces;  \\\\ -> newline
+    \\{ \\} \\$ \\& \\# \\_ -> the character
     \\hat{x} and the other accents -> x + a combining accent;  ~ -> no-break space;  -- and --- -> dashes
-    $...$ -> its content;  \\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix} -> "[ 1 2; 3 4 ]";  other environments -> content
+    $...$ -> its content;  \\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix} -> "[ 1 2; 3 4 ]"
+    other environments -> content
     \\mbox{..}, \\label{..}, \\hphantom{..} -> nothing;  \\textcolor{c}{x} -> x
     any other macro -> nothing (its braced arguments, read as plain groups, keep their content)
     the space after a macro named by letters is dropped (pylatexenc's default ``strict_latex_spaces``)

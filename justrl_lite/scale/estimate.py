@@ -180,7 +180,8 @@ def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: 
     # checkpointed: every layer's fp32 input, L*T*h*4, plus one layer's saved tensors and their gradients, 2*T*w;
     # otherwise every layer's saved tensors, plus the gradients of the one in backward, (L + 1)*T*w
     residual = 2 if verl and cfg.dtype != "float32" else 4  # verl: FSDP's bf16 parameters, a bf16 residual
-    activations = shape.layers * T * h * residual + 2 * T * w if cfg.gradient_checkpointing else (shape.layers + 1) * T * w
+    activations = (shape.layers * T * h * residual + 2 * T * w if cfg.gradient_checkpointing
+                   else (shape.layers + 1) * T * w)
     # bf16 copy: 2P (autocast cache) on one GPU; FSDP: the root unit (embeddings, lm_head) and one layer at a time
     root = shape.embedding_parameters * (1 if shape.tied else 2)
     compute_copy = 0 if cfg.dtype == "float32" else 2 * P if N == 1 else 2 * (root + shape.layer_parameters)
@@ -192,7 +193,8 @@ def memory_rows(cfg: JustRLConfig, shape: ModelShape, gpus: int, gpu_memory_gb: 
         "fp32 master weights (4P/N)": (4 * P / N, 4 * P / N),
         "fp32 gradients (4P/N)": (0.0, 4 * P / N),
         "AdamW moments (8P/N)": (8 * P / N, 8 * P / N),
-        f"{cfg.dtype} compute copy of weights" if compute_copy else "compute copy of weights (none)": (0.0, compute_copy),
+        f"{cfg.dtype} compute copy of weights" if compute_copy else "compute copy of weights (none)":
+            (0.0, compute_copy),
         "activations (checkpointed)" if cfg.gradient_checkpointing else "activations (no checkpointing)":
             (0.0, activations),
         # native: final hidden + fp32 gradient, T*h*8; fp32 logits, log-softmax, gradient of one chunk, C*V*4*3

@@ -215,7 +215,8 @@ def launch_env(output_dir: str) -> dict[str, str]:
 
 def render_script(argv: list[str], env: dict[str, str], notes: list[str], after: list[str]) -> str:
     """A bash script: the known differences as comments, then the command with one override per line."""
-    lines = ["#!/usr/bin/env bash", f"# JustRLConfig -> verl {VERL_VERSION}, rendered by justrl_lite.scale.verl_launch.",
+    lines = ["#!/usr/bin/env bash",
+             f"# JustRLConfig -> verl {VERL_VERSION}, rendered by justrl_lite.scale.verl_launch.",
              "# Multi-node: start the Ray cluster first and export RAY_ADDRESS (docs/multi_gpu.md).",
              "# Known differences from the vendored verl the paper ran:"]
     lines += [f"#   - {n}" for n in notes]

@@ -4,13 +4,14 @@ verl's reward manager decodes each response (special tokens skipped) and calls
 
     compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=..., **reward_kwargs)
 
-The bridge (``justrl_lite.scale.verl_launch``) points verl at ``pkg://justrl_lite.scale.verl_reward`` / ``compute_score``
-and writes ``extra_info.split`` into every parquet row, so one function serves both splits:
+The bridge (``justrl_lite.scale.verl_launch``) points verl at ``pkg://justrl_lite.scale.verl_reward`` /
+``compute_score`` and writes ``extra_info.split`` into every parquet row, so one function serves both splits:
   1. training rows (``split`` = ``train``): ``score`` = the strict DAPO box reward, +1/-1 (``dapo_reward``;
      ``verifier="lenient"`` swaps in the ablation's lenient verifier);
   2. validation rows (``split`` = ``test``): ``score`` = the same strict DAPO reward (the native trainer's
      ``val/reward``) and ``acc`` = the validation grader's verdict (``grade`` with ``grader=val_grader``, the
-     config field: math-verify by default, as the authors' validation), so verl logs ``val-core/<benchmark>/acc/mean@<n>`` = pass@1 averaged over n samples.
+     config field: math-verify by default, as the authors' validation), so verl logs
+     ``val-core/<benchmark>/acc/mean@<n>`` = pass@1 averaged over n samples.
 ``acc`` is returned on both splits (verl needs the same keys in every row of a batch).
 
 Imports stay light (no torch, no transformers): verl loads this file inside every reward worker.
