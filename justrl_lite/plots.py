@@ -116,7 +116,10 @@ def plot_runs(runs: dict[str, list[Sequence[dict[str, Any]]]], keys: Sequence[tu
 
 
 ARM_PANELS = ((VAL_KEY, "held-out pass@1 (%)"), ("policy/entropy", "policy entropy"),
-              ("response_length/mean", "response length (tokens)"))
+              ("response_length/mean", "response length (tokens)"),
+              ("reward/overlong_frac", "share of responses penalised"))
+ARM_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
+"""(line style, marker) of arm i's mean line: an arm drawn exactly over another still shows."""
 
 
 def arm_curves(group: Sequence[Sequence[dict[str, Any]]], key: str, window: int = 5
@@ -134,20 +137,48 @@ def arm_curves(group: Sequence[Sequence[dict[str, Any]]], key: str, window: int 
     return curves, curves[0][0][:n], np.stack([c[1][:n] for c in curves]).mean(0)
 
 
+def overlapping_arms(means: dict[str, tuple[np.ndarray, np.ndarray]], rel_tol: float = 0.01
+                     ) -> list[tuple[str, str]]:
+    """Pairs of arms whose mean curves lie on each other: on their shared steps, max |a - b| <= rel_tol times
+    the panel's value range (an exact copy, or closer than a line's width)."""
+    spans = [v for _, v in means.values() if len(v)]
+    if not spans:
+        return []
+    scale = max(float(np.ptp(np.concatenate(spans))), 1e-12)
+    labels, pairs = list(means), []
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            n = min(len(means[a][0]), len(means[b][0]))
+            if n and np.array_equal(means[a][0][:n], means[b][0][:n]) and \
+                    np.max(np.abs(means[a][1][:n] - means[b][1][:n])) <= rel_tol * scale:
+                pairs.append((a, b))
+    return pairs
+
+
 def plot_arms(runs: dict[str, Sequence[Sequence[dict[str, Any]]]], out_path: str | Path | None = None, *,
               window: int = 5, caption: str | None = None):
-    """Ablation arms side by side: held-out pass@1, entropy and length vs step; seeds faint, their mean bold."""
+    """Ablation arms side by side: held-out pass@1, entropy, length and the share of responses the overlong
+    penalty touched, vs step; seeds faint, their mean bold with its own line style and marker (``ARM_STYLES``).
+    A panel where two arms' means lie on each other says so in its corner (``overlapping_arms``)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(ARM_PANELS), figsize=(4.4 * len(ARM_PANELS), 3.6))
     for ax, (key, title) in zip(axes, ARM_PANELS):
         scale = 100.0 if key == VAL_KEY else 1.0
+        means = {}
         for i, (label, group) in enumerate(runs.items()):
             curves, steps, mean = arm_curves(group, key, window)
             for s, v in curves:
                 ax.plot(s, scale * v, color=f"C{i}", alpha=0.25, lw=0.8)
             if len(steps):
-                ax.plot(steps, scale * mean, color=f"C{i}", lw=2, label=f"{label} (mean of {len(curves)} seeds)")
+                style, marker = ARM_STYLES[i % len(ARM_STYLES)]
+                ax.plot(steps, scale * mean, color=f"C{i}", lw=2, ls=style, marker=marker, ms=4,
+                        markevery=max(1, len(steps) // 8), label=f"{label} (mean of {len(curves)} seeds)")
+                means[label] = (steps, scale * mean)
+        overlaps = overlapping_arms(means)
+        if overlaps:
+            ax.text(0.02, 0.02, "on top of each other:\n" + "\n".join(f"{a} = {b}" for a, b in overlaps),
+                    transform=ax.transAxes, fontsize=7, va="bottom", color="0.2")
         ax.set_title(title if key == VAL_KEY else f"{title}, {window}-step mean")
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)

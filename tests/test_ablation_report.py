@@ -64,6 +64,8 @@ def test_summary_matches_a_rederivation(tmp_path, rng):
             for k in ar.TRAIN_KEYS:
                 want = sum(r[k] for r in rows[-ar.WINDOW:]) / ar.WINDOW
                 assert math.isclose(summary[v]["per_seed"][k][i], want, rel_tol=1e-12)
+            first = sum(r["reward/overlong_frac"] for r in rows[1:ar.WINDOW + 1]) / ar.WINDOW
+            assert math.isclose(summary[v]["per_seed"]["penalised_first"][i], first, rel_tol=1e-12)
         for k, x in summary[v]["per_seed"].items():
             assert math.isclose(summary[v]["mean"][k], sum(x) / len(x), rel_tol=1e-12)
     no_val = ar.final_values([{"step": 0}, {"step": 1, **{k: 1.0 for k in ar.TRAIN_KEYS}}])
@@ -125,6 +127,13 @@ def test_verdicts_follow_the_data_both_ways(rng):
     sentence = ar.verdict_sentence(summary_of(-0.1, -0.2, 1e-4))
     assert sentence.count("-> worse") == 2 and sentence.count("-> lower") == 2 and "\n" not in sentence
     assert sentence.startswith("After 20 steps with 3 seeds per arm") and "4.3 for 3 seeds" in sentence
+    # the share of responses the penalty touched, for the arms with the penalty only
+    shares = summary_of(-0.1, -0.2, 1e-4)
+    for arm in ("overlong", "overlong+lenient"):
+        want = (f"{arm} {100 * shares[arm]['mean']['penalised_first']:.0f}% in the first {ar.WINDOW} steps and "
+                f"{100 * shares[arm]['mean']['reward/overlong_frac']:.0f}% in the last {ar.WINDOW}")
+        assert want in sentence
+    assert "justrl 0%" not in sentence and sentence.count("% in the first") == 2
     only_ref = ar.summarise({"justrl": {1: fake_run(rng, total=23)}})
     assert {r["label"] for r in ar.verdicts(only_ref)} == {ar.TOO_FEW}
     assert ar.verdict_sentence(only_ref).startswith("After 23 steps with seeds per arm justrl 1, overlong 0")
@@ -141,7 +150,7 @@ def test_planned_and_missing(tmp_path, rng):
     del runs["justrl"][1]
     assert ar.missing(runs, plan) == ["justrl seed 1: no metrics", "overlong seed 2: stops at step 12 of 20"]
     (tmp_path / "COMMAND").write_text("python -m justrl_lite.full_run\n")
-    with pytest.raises(ValueError, match="no `python -m justrl_lite.ablations`"):
+    with pytest.raises(ValueError, match="expected `python -m justrl_lite.ablations`"):
         ar.planned(tmp_path)
 
 
@@ -190,6 +199,24 @@ def test_plot_arms_draws_seeds_faint_and_their_mean(tmp_path, rng):
         n = min(len(c) for c in curves)
         assert np.allclose(mean_line.get_ydata(), scale * np.mean([c[:n] for c in curves], axis=0))
         assert mean_line.get_linewidth() > lines[0].get_linewidth() and lines[0].get_alpha() < 1
+
+
+def test_plot_arms_styles_each_arm_and_names_the_arms_drawn_on_top_of_each_other(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    same = [fake_run(rng, total=20) for _ in range(2)]
+    runs = {"justrl": same, "overlong": [list(r) for r in same], "overlong+lenient": [fake_run(rng, total=20)] * 2}
+    fig = plots.plot_arms(runs, window=3)
+    for ax in fig.axes:
+        means = [line for line in ax.lines if line.get_linewidth() == 2]
+        assert len({(m.get_linestyle(), m.get_marker()) for m in means}) == 3
+        notes = [t.get_text() for t in ax.texts]
+        assert notes and "justrl = overlong" in notes[0] and "overlong+lenient" not in notes[0]
+    steps = np.arange(5.0)
+    assert plots.overlapping_arms({"a": (steps, steps), "b": (steps, steps + 0.03), "c": (steps, steps + 1)}) == \
+        [("a", "b")]
+    assert plots.overlapping_arms({"a": (steps, steps), "b": (steps + 1, steps)}) == []   # other steps
 
 
 def test_plots_cli_ablations(tmp_path, rng, capsys):
