@@ -37,8 +37,10 @@ def variant_config(base: JustRLConfig, variant: str, seed: int, out_dir: Path) -
 
 
 def is_complete(cfg: JustRLConfig) -> bool:
+    """The run ends exactly at ``total_steps`` (a run resumed with a smaller ``total_steps`` is not complete: it
+    resumes from its checkpoint at that step, and ``train`` drops the lines after it)."""
     rows = read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
-    return bool(rows) and rows[-1]["step"] >= cfg.total_steps
+    return bool(rows) and rows[-1]["step"] == cfg.total_steps
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -67,3 +67,13 @@ def test_the_stored_fractions_command_plans_the_three_arms_with_the_measured_cap
         assert (cfg.max_response_length, cfg.overlong_buffer_len) == (zone["max_response_length"],
                                                                       zone["overlong_buffer_len"])
         assert cfg.val_max_response_length == cfg.max_response_length and cfg.cpu_threads == 1
+
+
+def test_a_run_is_complete_only_when_it_ends_at_total_steps(tmp_path):
+    import json
+
+    cfg = JustRLConfig.tiny().replace(total_steps=3, output_dir=str(tmp_path))
+    assert not ablations.is_complete(cfg)
+    for last, complete in ((2, False), (3, True), (4, False)):   # 4: resumed with fewer steps, must be cut back
+        (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": t}) + "\n" for t in range(last + 1)))
+        assert ablations.is_complete(cfg) == complete
