@@ -187,6 +187,31 @@ def plot_arms(runs: dict[str, Sequence[Sequence[dict[str, Any]]]], out_path: str
     return fig
 
 
+def plot_length_zone(histogram: dict[int, int], budgets: dict[str, tuple[int, int]],
+                     out_path: str | Path | None = None, *, caption: str | None = None):
+    """The base's response lengths (``{length: count}``) as bars, and per labelled (cap, buffer) budget its penalty
+    zone ``(cap - buffer, cap]`` shaded, with the share of responses the zone holds (``overlong_zone.zone_share``)."""
+    import matplotlib.pyplot as plt
+
+    from justrl_lite.overlong_zone import zone_share
+
+    lengths = [n for n, c in histogram.items() for _ in range(c)]
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    xs = sorted(histogram)
+    ax.bar(xs, [100 * histogram[x] / len(lengths) for x in xs], width=1.0, color="0.55", label="base responses")
+    for i, (label, (cap, buffer)) in enumerate(budgets.items()):
+        share = zone_share(lengths, cap, buffer)
+        ax.axvspan(cap - buffer + 0.5, cap + 0.5, color=f"C{i}", alpha=0.2, hatch="//" if i % 2 else None,
+                   label=f"{label}: zone {cap - buffer + 1}-{cap} tokens holds {100 * share:.1f}%")
+        ax.axvline(cap + 0.5, color=f"C{i}", ls="--", lw=1)
+    ax.set_xlabel("response length (tokens, EOS included)")
+    ax.set_ylabel("% of responses")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3)
+    _finish(fig, out_path, caption)
+    return fig
+
+
 def _finish(fig, out_path: str | Path | None, caption: str | None) -> None:
     lines = 0
     if caption:
