@@ -35,7 +35,8 @@ KNOBS = ("clip_ratio_high", "entropy_coeff", "kl_coef", "temperature", "lr", "ro
 """The settings the experiment lets you change (module docstring: what each departs from)."""
 REFERENCE = PROJECT_ROOT / "data" / "experiment_recipe"
 """The committed reference: ``seed<k>.jsonl`` per seed and the ``COMMAND`` that wrote them."""
-OUT = Path("runs") / "experiment"
+OUT = PROJECT_ROOT / "runs" / "experiment"
+"""Where the experiment runs write (git-ignored), whatever the working directory (notebooks run in notebooks/)."""
 
 
 def experiment_config(changes: Mapping[str, Any], seed: int = 1, out: str | Path = OUT) -> JustRLConfig:

@@ -89,9 +89,14 @@ def plot_validation(rows: Sequence[dict[str, Any]], out_path: str | Path | None 
     return fig
 
 
+ARM_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
+"""(line style, marker) of arm i's mean line: an arm drawn exactly over another still shows."""
+
+
 def plot_runs(runs: dict[str, list[Sequence[dict[str, Any]]]], keys: Sequence[tuple[str, str]],
               out_path: str | Path | None = None, *, window: int = 5, caption: str | None = None):
-    """Overlay labelled groups of runs (e.g. seeds of one ablation): mean line, min-max band, per key."""
+    """Overlay labelled groups of runs (e.g. seeds of one ablation): mean line (group i in ``ARM_STYLES[i]``),
+    min-max band, per key."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.6), squeeze=False)
@@ -105,7 +110,9 @@ def plot_runs(runs: dict[str, list[Sequence[dict[str, Any]]]], keys: Sequence[tu
             steps = curves[0][0][:n]
             stack = np.stack([smooth(c[1][:n], 1 if key == VAL_KEY else window) for c in curves])
             scale = 100.0 if key == VAL_KEY else 1.0
-            ax.plot(steps, scale * stack.mean(0), color=f"C{i}", label=f"{label} (n={len(curves)})")
+            style, marker = ARM_STYLES[i % len(ARM_STYLES)]   # a group drawn over another still shows
+            ax.plot(steps, scale * stack.mean(0), color=f"C{i}", ls=style, marker=marker, ms=4,
+                    markevery=max(1, n // 8), label=f"{label} (n={len(curves)})")
             ax.fill_between(steps, scale * stack.min(0), scale * stack.max(0), color=f"C{i}", alpha=0.2)
         ax.set_title(title)
         ax.set_xlabel("training step")
@@ -118,8 +125,6 @@ def plot_runs(runs: dict[str, list[Sequence[dict[str, Any]]]], keys: Sequence[tu
 ARM_PANELS = ((VAL_KEY, "held-out pass@1 (%)"), ("policy/entropy", "policy entropy"),
               ("response_length/mean", "response length (tokens)"),
               ("reward/overlong_frac", "share of responses penalised"))
-ARM_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
-"""(line style, marker) of arm i's mean line: an arm drawn exactly over another still shows."""
 
 
 def arm_curves(group: Sequence[Sequence[dict[str, Any]]], key: str, window: int = 5
@@ -198,7 +203,8 @@ def plot_length_zone(histogram: dict[int, int], budgets: dict[str, tuple[int, in
     lengths = [n for n, c in histogram.items() for _ in range(c)]
     fig, ax = plt.subplots(figsize=(9, 3.6))
     xs = sorted(histogram)
-    ax.bar(xs, [100 * histogram[x] / len(lengths) for x in xs], width=1.0, color="0.55", label="base responses")
+    ax.bar(xs, [100 * histogram[x] / len(lengths) for x in xs], width=1.0, color="0.4", label="base responses",
+           zorder=3)
     for i, (label, (cap, buffer)) in enumerate(budgets.items()):
         share = zone_share(lengths, cap, buffer)
         ax.axvspan(cap - buffer + 0.5, cap + 0.5, color=f"C{i}", alpha=0.2, hatch="//" if i % 2 else None,

@@ -227,3 +227,32 @@ def test_plots_cli_ablations(tmp_path, rng, capsys):
     assert "no <variant>/seed<k>.jsonl" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         plots.main([])
+
+
+def test_plot_length_zone_shades_each_budgets_zone_with_its_share(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from justrl_lite.overlong_zone import zone_share
+
+    histogram = {10: 5, 30: 3, 45: 2}
+    fig = plots.plot_length_zone(histogram, {"a": (50, 10), "b": (40, 15)}, tmp_path / "z.png", caption="cmd")
+    assert (tmp_path / "z.png").stat().st_size > 0
+    ax = fig.axes[0]
+    assert [round(p.get_height(), 6) for p in ax.patches[:3]] == [50.0, 30.0, 20.0]     # % of responses
+    labels = ax.get_legend_handles_labels()[1]
+    lengths = [n for n, c in histogram.items() for _ in range(c)]
+    assert f"a: zone 41-50 tokens holds {100 * zone_share(lengths, 50, 10):.1f}%" in labels       # 20.0%
+    assert f"b: zone 26-40 tokens holds {100 * zone_share(lengths, 40, 15):.1f}%" in labels       # 50.0%
+
+
+def test_plot_runs_gives_each_group_its_own_style(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    same = fake_run(rng, total=12)
+    fig = plots.plot_runs({"recipe": [same], "yours": [list(same)]}, [(VAL, "pass@1"), ("policy/entropy", "H")])
+    for ax in fig.axes:
+        a, b = ax.lines
+        assert np.array_equal(a.get_ydata(), b.get_ydata())                    # identical runs ...
+        assert (a.get_linestyle(), a.get_marker()) != (b.get_linestyle(), b.get_marker())   # ... both visible
