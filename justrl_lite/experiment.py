@@ -2,7 +2,7 @@
 and put the run beside the recipe's own runs on the same settings (committed, 3 seeds).
 
     python -m justrl_lite.experiment clip_ratio_high=0.2          # your run, under runs/experiment/
-    python -m justrl_lite.experiment --seeds 1 2 3 --store data/experiment_recipe   # the committed reference
+    python -m justrl_lite.experiment --seeds 1 2 3 --store data/experiment_recipe  # the committed reference
 
 Every run is the ``tiny`` preset (the integer toy, JustRL's fixed recipe) with ``EXPERIMENT_OVERRIDES``: 30 steps,
 held-out pass@1 (avg@4 over 64 prompts, 256 samples: a standard error of about 3 points) every 10 steps. A
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m justrl_lite.experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[1])
-    p.add_argument("--out", default=str(OUT), help="where the runs write")
+    p.add_argument("--out", default=str(OUT), help="where the runs write (default: runs/experiment in the project)")
     p.add_argument("--store", default=None, help="copy each finished metrics.jsonl here as seed<k>.jsonl")
     p.add_argument("changes", nargs="*", metavar="knob=value", help=f"one or more of {', '.join(KNOBS)}")
     a = p.parse_args(argv)
