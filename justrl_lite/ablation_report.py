@@ -7,8 +7,8 @@ paper's claims, with seeds.
 Per arm and seed: held-out pass@1 (the evaluation grader, the same for every arm) at the last validation and the
 mean of the last two validations, and the strict verifier's held-out accuracy ((val/reward + 1) / 2) over the
 last two; policy entropy, mean response length, mean reward, truncated fraction and the share of responses the
-overlong penalty touched (``reward/overlong_frac``) as means over the last ``WINDOW`` training steps, and that share
-over the first ``WINDOW`` steps too.
+overlong penalty touched (``reward/overlong_frac``) as means over the last ``WINDOW`` training steps, and that
+share over the first ``WINDOW`` steps too.
 The verdict pairs the seeds (seed k of an arm against seed k of ``justrl``: the same sampling seeds):
 
     d_k = x_arm,k - x_justrl,k,    diff = mean_k d_k,    SE = sd(d_k) / sqrt(n)      (n >= 2 paired seeds)
@@ -95,8 +95,9 @@ def final_values(rows: list[dict], window: int = WINDOW) -> dict[str, float]:
     for key in TRAIN_KEYS:
         values = [r[key] for r in train if isinstance(r.get(key), (int, float))]
         out[key] = float(np.mean(values[-window:])) if values else math.nan
-    # the share of responses the overlong penalty touched, over the first `window` steps (the last: TRAIN_KEYS)
-    first = [r["reward/overlong_frac"] for r in train if isinstance(r.get("reward/overlong_frac"), (int, float))]
+    # the share of responses the overlong penalty touched, over the first `window` steps (last: TRAIN_KEYS)
+    first = [r["reward/overlong_frac"] for r in train
+             if isinstance(r.get("reward/overlong_frac"), (int, float))]
     out["penalised_first"] = float(np.mean(first[:window])) if first else math.nan
     return out
 
@@ -169,7 +170,8 @@ def verdict_sentence(summary: dict[str, dict]) -> str:
                f"{100 * summary[v]['mean']['reward/overlong_frac']:.0f}% in the last {WINDOW}"
                for v in VARIANTS if v in summary and VARIANTS[v].get("overlong_penalty")
                and math.isfinite(summary[v]["mean"]["penalised_first"])]
-    share = f" The penalty touched (share of responses, mean over seeds): {'; '.join(touched)}." if touched else ""
+    share = (f" The penalty touched (share of responses, mean over seeds): {'; '.join(touched)}."
+             if touched else "")
     return (f"After {steps} steps with {seeds} (paired by seed; a difference counts when it "
             f"exceeds t_0.975 standard errors{rule}): " + "; ".join(parts) + "." + share)
 

@@ -37,8 +37,8 @@ def variant_config(base: JustRLConfig, variant: str, seed: int, out_dir: Path) -
 
 
 def is_complete(cfg: JustRLConfig) -> bool:
-    """The run ends exactly at ``total_steps`` (a run resumed with a smaller ``total_steps`` is not complete: it
-    resumes from its checkpoint at that step, and ``train`` drops the lines after it)."""
+    """The run ends exactly at ``total_steps`` (a run resumed with a smaller ``total_steps`` is not complete:
+    it resumes from its checkpoint at that step, and ``train`` drops the lines after it)."""
     rows = read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
     return bool(rows) and rows[-1]["step"] == cfg.total_steps
 
@@ -65,9 +65,10 @@ def planned_runs(args: argparse.Namespace) -> list[tuple[str, int, JustRLConfig]
 
 def module_calls(command: str, module: str) -> list[list[str]]:
     """The arguments of every ``python -m <module>`` in a stored one-line shell command, each up to the next
-    ``&&``, ``||``, ``;``, ``|`` or redirection; a trailing ``# note`` is not an argument. Raises ``ValueError``
-    when the line holds no such call."""
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)   # ";", "&&", ">" are tokens of their own
+    ``&&``, ``||``, ``;``, ``|`` or redirection; a trailing ``# note`` is not an argument. Raises
+    ``ValueError`` when the line holds no such call."""
+    # punctuation_chars: ";", "&&", ">" are tokens of their own even when written against a word
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split, lexer.commenters = True, "#"
     tokens = list(lexer)
     calls = []
@@ -82,8 +83,9 @@ def module_calls(command: str, module: str) -> list[list[str]]:
 
 
 def planned_from_command(command: str) -> dict[tuple[str, int], JustRLConfig]:
-    """(variant, seed) -> config of every run a stored ablation command asks for (all its calls, planned exactly
-    as ``main`` plans them). A run planned twice with different settings is an error: the store would mix them."""
+    """(variant, seed) -> config of every run a stored ablation command asks for (all its calls, planned
+    exactly as ``main`` plans them). A run planned twice with different settings is an error: the store would
+    mix them."""
     plan: dict[tuple[str, int], JustRLConfig] = {}
     for call in module_calls(command, "justrl_lite.ablations"):
         for variant, seed, cfg in planned_runs(build_parser().parse_args(call)):

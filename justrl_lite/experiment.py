@@ -1,13 +1,14 @@
-"""The hands-on experiment of notebook 06: change one setting of the recipe, train the tiny model for 30 steps,
-and put the run beside the recipe's own runs on the same settings (committed, 3 seeds).
+"""The hands-on experiment of notebook 06: change one setting of the recipe, train the tiny model for 30
+steps, and put the run beside the recipe's own runs on the same settings (committed, 3 seeds).
 
     python -m justrl_lite.experiment clip_ratio_high=0.2          # your run, under runs/experiment/
     python -m justrl_lite.experiment --seeds 1 2 3 --store data/experiment_recipe  # the committed reference
 
-Every run is the ``tiny`` preset (the integer toy, JustRL's fixed recipe) with ``EXPERIMENT_OVERRIDES``: 30 steps,
-held-out pass@1 (avg@4 over 64 prompts, 256 samples: a standard error of about 3 points) every 10 steps. A
-change is one of ``KNOBS``; each departs from one numbered JustRL choice:
-  1. ``clip_ratio_high``  clip-higher: the ratio is clipped to [1 - 0.2, 1 + 0.28]; 0.2 is PPO's symmetric clip;
+Every run is the ``tiny`` preset (the integer toy, JustRL's fixed recipe) with ``EXPERIMENT_OVERRIDES``: 30
+steps, held-out pass@1 (avg@4 over 64 prompts, 256 samples: a standard error of about 3 points) every 10
+steps. A change is one of ``KNOBS``; each departs from one numbered JustRL choice:
+  1. ``clip_ratio_high``  clip-higher: the ratio is clipped to [1 - 0.2, 1 + 0.28]; 0.2 is PPO's symmetric
+                          clip;
   2. ``entropy_coeff``    no entropy bonus (0); a positive value adds  - coeff * H  to the loss;
   3. ``kl_coef``          no KL term (0); a positive value adds a k3 KL to the frozen base;
   4. ``temperature``      rollouts sampled at 1.0;
@@ -36,11 +37,13 @@ KNOBS = ("clip_ratio_high", "entropy_coeff", "kl_coef", "temperature", "lr", "ro
 REFERENCE = PROJECT_ROOT / "data" / "experiment_recipe"
 """The committed reference: ``seed<k>.jsonl`` per seed and the ``COMMAND`` that wrote them."""
 OUT = PROJECT_ROOT / "runs" / "experiment"
-"""Where the experiment runs write (git-ignored), whatever the working directory (notebooks run in notebooks/)."""
+"""Where the experiment runs write (git-ignored), whatever the working directory (notebooks run in
+notebooks/)."""
 
 
 def experiment_config(changes: Mapping[str, Any], seed: int = 1, out: str | Path = OUT) -> JustRLConfig:
-    """The tiny preset with ``EXPERIMENT_OVERRIDES``, ``changes`` and ``seed``; writes under ``out/<changes>/``."""
+    """The tiny preset with ``EXPERIMENT_OVERRIDES``, ``changes`` and ``seed``; writes under
+    ``out/<changes>/seed<k>``."""
     unknown = sorted(set(changes) - set(KNOBS))
     if unknown:
         raise ConfigError(f"the experiment changes one of {list(KNOBS)}; {unknown} is not one of them "
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m justrl_lite.experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[1])
-    p.add_argument("--out", default=str(OUT), help="where the runs write (default: runs/experiment in the project)")
+    p.add_argument("--out", default=str(OUT), help="where runs write (default: <project>/runs/experiment)")
     p.add_argument("--store", default=None, help="copy each finished metrics.jsonl here as seed<k>.jsonl")
     p.add_argument("changes", nargs="*", metavar="knob=value", help=f"one or more of {', '.join(KNOBS)}")
     a = p.parse_args(argv)

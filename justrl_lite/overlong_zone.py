@@ -1,17 +1,19 @@
 """Where to put the response cap and the overlong buffer so that the overlong ablation tests something.
 
-DAPO's overlong penalty acts only on responses longer than ``L_max - L_b`` tokens (``reward.overlong_penalty``):
+DAPO's overlong penalty acts only on responses longer than ``L_max - L_b`` tokens
+(``reward.overlong_penalty``):
 
     zone share(L_max, L_b) = P( |y| > L_max - L_b ),     |y| ~ the base policy's response lengths
 
-If almost no response reaches that zone, the "overlong" arm and the recipe are the same experiment. The paper's
-budget is L_max = 15,360 with L_b = 4,096 (the zone starts at 11,264 tokens) and its base's responses average
-about 8k tokens, so a real share of them reaches the zone. The paper does not report that share; as a yardstick,
-an exponential length distribution with the paper's mean puts exp(-11,264 / 8,000) = 24% in the zone.
+If almost no response reaches that zone, the "overlong" arm and the recipe are the same experiment. The
+paper's budget is L_max = 15,360 with L_b = 4,096 (the zone starts at 11,264 tokens) and its base's responses
+average about 8k tokens, so a real share of them reaches the zone. The paper does not report that share; as
+a yardstick, an exponential length distribution with the paper's mean puts exp(-11,264 / 8,000) = 24% in
+the zone.
 
 The rule (``choose_cap``): keep the paper's buffer-to-cap ratio ``L_b / L_max = 4,096 / 15,360``, and take the
-cap whose zone share is closest to ``target`` (ties: the larger cap, which truncates less), the share measured by
-sampling the base on the training prompts exactly as a training step does (``trainer.load_prompts``, the HF
+cap whose zone share is closest to ``target`` (ties: the larger cap, which truncates less), the share measured
+by sampling the base on the training prompts exactly as a training step does (``trainer.load_prompts``, the HF
 engine, temperature 1). Token lengths are integers, so the share moves in steps and is stated as measured:
 
     L_b(L) = round(L * 4,096 / 15,360),     L_max = argmin_L | zone share(L, L_b(L)) - target |
@@ -39,10 +41,11 @@ from justrl_lite.config import ConfigError, JustRLConfig
 PAPER_CAP, PAPER_BUFFER = 15_360, 4_096
 PAPER_BUFFER_RATIO = PAPER_BUFFER / PAPER_CAP
 TARGET_SHARE = 0.20
-"""The share of the base's responses aimed for in the penalty zone: the middle of a 10-30% band, a little below
-the 24% of the exponential yardstick (module docstring), since the paper's share is not reported."""
+"""The share of the base's responses aimed for in the penalty zone: the middle of a 10-30% band, a little
+below the 24% of the exponential yardstick (module docstring), since the paper's share is not reported."""
 MEASURE_CAP = 128
-"""The cap the base is sampled with to measure its lengths (the tiny preset's; the chosen cap is far below it)."""
+"""The cap the base is sampled with to measure its lengths (the tiny preset's; the chosen cap is far below
+it)."""
 
 
 def zone_share(lengths: Sequence[int], cap: int, buffer: int) -> float:
@@ -122,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prompts", type=int, default=256, help="training prompts sampled (the first ones)")
     p.add_argument("--n", type=int, default=8, help="samples per prompt (the recipe's rollouts_per_prompt)")
-    p.add_argument("--target", type=float, default=TARGET_SHARE, help="largest share of responses in the zone")
+    p.add_argument("--target", type=float, default=TARGET_SHARE, help="the share of responses aimed for")
     p.add_argument("--out", default=None, help="write the report (JSON) here")
     p.add_argument("overrides", nargs="*", metavar="field=value",
-                   help="overrides of tiny + FRACTIONS_OVERRIDES (default: the fractions toy's base and data)")
+                   help="overrides of tiny + FRACTIONS_OVERRIDES (the fractions toy's base and data)")
     a = p.parse_args(argv)
     try:
         cfg = JustRLConfig.tiny().with_overrides([*FRACTIONS_OVERRIDES, "cpu_threads=1", *a.overrides])
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out["command"] = "python -m justrl_lite.overlong_zone " + " ".join(argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    out["command"] = "python -m justrl_lite.overlong_zone " + " ".join(args)
     text = json.dumps(out, indent=1)
     if a.out:
         Path(a.out).write_text(text + "\n")

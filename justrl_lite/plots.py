@@ -163,7 +163,8 @@ def overlapping_arms(means: dict[str, tuple[np.ndarray, np.ndarray]], rel_tol: f
 def plot_arms(runs: dict[str, Sequence[Sequence[dict[str, Any]]]], out_path: str | Path | None = None, *,
               window: int = 5, caption: str | None = None):
     """Ablation arms side by side: held-out pass@1, entropy, length and the share of responses the overlong
-    penalty touched, vs step; seeds faint, their mean bold with its own line style and marker (``ARM_STYLES``).
+    penalty touched, vs step; seeds faint, their mean bold with its own line style and marker
+    (``ARM_STYLES``).
     A panel where two arms' means lie on each other says so in its corner (``overlapping_arms``)."""
     import matplotlib.pyplot as plt
 
@@ -194,8 +195,9 @@ def plot_arms(runs: dict[str, Sequence[Sequence[dict[str, Any]]]], out_path: str
 
 def plot_length_zone(histogram: dict[int, int], budgets: dict[str, tuple[int, int]],
                      out_path: str | Path | None = None, *, caption: str | None = None):
-    """The base's response lengths (``{length: count}``) as bars, and per labelled (cap, buffer) budget its penalty
-    zone ``(cap - buffer, cap]`` shaded, with the share of responses the zone holds (``overlong_zone.zone_share``)."""
+    """The base's response lengths (``{length: count}``) as bars, and per labelled (cap, buffer) budget its
+    penalty zone ``(cap - buffer, cap]`` shaded, with the share of responses the zone holds
+    (``overlong_zone.zone_share``)."""
     import matplotlib.pyplot as plt
 
     from justrl_lite.overlong_zone import zone_share
@@ -203,8 +205,8 @@ def plot_length_zone(histogram: dict[int, int], budgets: dict[str, tuple[int, in
     lengths = [n for n, c in histogram.items() for _ in range(c)]
     fig, ax = plt.subplots(figsize=(9, 3.6))
     xs = sorted(histogram)
-    ax.bar(xs, [100 * histogram[x] / len(lengths) for x in xs], width=1.0, color="0.4", label="base responses",
-           zorder=3)
+    ax.bar(xs, [100 * histogram[x] / len(lengths) for x in xs], width=1.0, color="0.4",
+           label="base responses", zorder=3)
     for i, (label, (cap, buffer)) in enumerate(budgets.items()):
         share = zone_share(lengths, cap, buffer)
         ax.axvspan(cap - buffer + 0.5, cap + 0.5, color=f"C{i}", alpha=0.2, hatch="//" if i % 2 else None,

@@ -1,13 +1,12 @@
-"""The bookkeeping of the stored runs notebook 06 reads (moved out of the notebook's teaching path): every step
-once, validation where the config says, held-out pass@1 a count over its samples, and the facts that hold by
-construction in ``trainer.train_step`` (mean reward 2a - 1 without a penalty, the penalty's bounds, entropy and
-length ranges, the lr warm-up). Each stored file is checked against the config its COMMAND plans."""
+"""The bookkeeping of the stored runs notebook 06 reads (moved out of the notebook's teaching path): every
+step once, validation where the config says, held-out pass@1 a count over its samples, and the facts that hold
+by construction in ``trainer.train_step`` (mean reward 2a - 1 without a penalty, the penalty's bounds, entropy
+and length ranges, the lr warm-up). Each stored file is checked against the config its COMMAND plans."""
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -27,7 +26,8 @@ def check_structure(rows: list[dict], cfg: JustRLConfig) -> None:
     assert "policy/entropy" not in rows[0] and VAL in rows[0]
     want = sorted({0, cfg.total_steps, *range(cfg.val_every, cfg.total_steps + 1, cfg.val_every)})
     assert [r["step"] for r in rows if VAL in r] == want
-    n_val = min(cfg.val_max_prompts or rows[0]["val_prompts"], rows[0]["val_prompts"]) * cfg.val_samples_per_prompt
+    prompts = min(cfg.val_max_prompts or rows[0]["val_prompts"], rows[0]["val_prompts"])
+    n_val = prompts * cfg.val_samples_per_prompt
     for r in rows:
         if VAL in r:
             assert abs(r[VAL] * n_val - round(r[VAL] * n_val)) < 1e-6, r["step"]
@@ -55,7 +55,8 @@ def check_by_construction(rows: list[dict], cfg: JustRLConfig, vocab_size: int) 
         assert math.isfinite(r["policy/entropy"]) and 0 < r["policy/entropy"] <= math.log(vocab_size)
         assert 1 <= r["response_length/mean"] <= r["response_length/max"] <= cfg.max_response_length
         assert 0 <= r["response_length/truncated_frac"] <= 1
-        assert r["response_length/mean"] >= r["response_length/truncated_frac"] * cfg.max_response_length - 1e-9
+        at_cap = r["response_length/truncated_frac"] * cfg.max_response_length
+        assert r["response_length/mean"] >= at_cap - 1e-9
         if r["response_length/truncated_frac"] > 0:
             assert r["response_length/max"] == cfg.max_response_length
         warm = 1.0 if cfg.lr_warmup_steps == 0 else min(1.0, (r["step"] - 1) / cfg.lr_warmup_steps)
@@ -92,7 +93,8 @@ def test_every_stored_ablation_run_matches_its_planned_config(store):
 
 
 def test_the_checks_fail_on_broken_logs():
-    cfg = JustRLConfig.tiny().replace(total_steps=2, val_every=1, overlong_penalty=True, max_response_length=10,
+    cfg = JustRLConfig.tiny().replace(total_steps=2, val_every=1, overlong_penalty=True,
+                                      max_response_length=10,
                                       overlong_buffer_len=4)
     row = {"reward/mean": -1.5, "reward/accuracy": 0.0, "reward/overlong_frac": 0.5, "policy/entropy": 0.5,
            "response_length/mean": 8.0, "response_length/max": 10, "response_length/truncated_frac": 0.5,
@@ -104,7 +106,8 @@ def test_the_checks_fail_on_broken_logs():
     broken = [
         (check_structure, [good[0], good[2]]),                                        # a missing step
         (check_structure, [{**good[0], VAL: 0.3}, *good[1:]]),                         # 0.3 of 16 samples
-        (check_by_construction, [good[0], {**good[1], "reward/overlong_frac": 0.1}, good[2]]),   # penalty > share
+        # the mean penalty (0.5) above what a share of 0.1 of responses can pay
+        (check_by_construction, [good[0], {**good[1], "reward/overlong_frac": 0.1}, good[2]]),
         (check_by_construction, [good[0], {**good[1], "actor/lr": 1.0}, good[2]]),     # lr off the warm-up
         (check_by_construction, [good[0], {**good[1], "response_length/max": 9}, good[2]]),  # truncated < cap
     ]

@@ -130,7 +130,8 @@ def test_verdicts_follow_the_data_both_ways(rng):
     # the share of responses the penalty touched, for the arms with the penalty only
     shares = summary_of(-0.1, -0.2, 1e-4)
     for arm in ("overlong", "overlong+lenient"):
-        want = (f"{arm} {100 * shares[arm]['mean']['penalised_first']:.0f}% in the first {ar.WINDOW} steps and "
+        first = 100 * shares[arm]["mean"]["penalised_first"]
+        want = (f"{arm} {first:.0f}% in the first {ar.WINDOW} steps and "
                 f"{100 * shares[arm]['mean']['reward/overlong_frac']:.0f}% in the last {ar.WINDOW}")
         assert want in sentence
     assert "justrl 0%" not in sentence and sentence.count("% in the first") == 2
@@ -206,7 +207,8 @@ def test_plot_arms_styles_each_arm_and_names_the_arms_drawn_on_top_of_each_other
 
     matplotlib.use("Agg")
     same = [fake_run(rng, total=20) for _ in range(2)]
-    runs = {"justrl": same, "overlong": [list(r) for r in same], "overlong+lenient": [fake_run(rng, total=20)] * 2}
+    runs = {"justrl": same, "overlong": [list(r) for r in same],
+            "overlong+lenient": [fake_run(rng, total=20)] * 2}
     fig = plots.plot_arms(runs, window=3)
     for ax in fig.axes:
         means = [line for line in ax.lines if line.get_linewidth() == 2]
@@ -214,8 +216,8 @@ def test_plot_arms_styles_each_arm_and_names_the_arms_drawn_on_top_of_each_other
         notes = [t.get_text() for t in ax.texts]
         assert notes and "justrl = overlong" in notes[0] and "overlong+lenient" not in notes[0]
     steps = np.arange(5.0)
-    assert plots.overlapping_arms({"a": (steps, steps), "b": (steps, steps + 0.03), "c": (steps, steps + 1)}) == \
-        [("a", "b")]
+    means = {"a": (steps, steps), "b": (steps, steps + 0.03), "c": (steps, steps + 1)}
+    assert plots.overlapping_arms(means) == [("a", "b")]
     assert plots.overlapping_arms({"a": (steps, steps), "b": (steps + 1, steps)}) == []   # other steps
 
 
@@ -251,7 +253,8 @@ def test_plot_runs_gives_each_group_its_own_style(rng):
 
     matplotlib.use("Agg")
     same = fake_run(rng, total=12)
-    fig = plots.plot_runs({"recipe": [same], "yours": [list(same)]}, [(VAL, "pass@1"), ("policy/entropy", "H")])
+    panels = [(VAL, "pass@1"), ("policy/entropy", "H")]
+    fig = plots.plot_runs({"recipe": [same], "yours": [list(same)]}, panels)
     for ax in fig.axes:
         a, b = ax.lines
         assert np.array_equal(a.get_ydata(), b.get_ydata())                    # identical runs ...

@@ -15,7 +15,8 @@ from justrl_lite.metrics import read_metrics
 def test_config_is_the_tiny_preset_with_the_experiment_settings_and_the_change(tmp_path):
     cfg = experiment.experiment_config({"clip_ratio_high": 0.2}, seed=2, out=tmp_path)
     want = JustRLConfig.tiny().with_overrides(list(experiment.EXPERIMENT_OVERRIDES))
-    assert cfg == want.replace(clip_ratio_high=0.2, seed=2, output_dir=str(tmp_path / "clip_ratio_high=0.2" / "seed2"))
+    out = str(tmp_path / "clip_ratio_high=0.2" / "seed2")
+    assert cfg == want.replace(clip_ratio_high=0.2, seed=2, output_dir=out)
     assert (cfg.total_steps, cfg.val_every) == (30, 10)
     assert experiment.experiment_config({}, out=tmp_path).output_dir == str(tmp_path / "recipe" / "seed1")
     with pytest.raises(ConfigError, match="lora_rank.. is not one of them"):
@@ -26,10 +27,12 @@ def test_config_is_the_tiny_preset_with_the_experiment_settings_and_the_change(t
         experiment.experiment_config({"temperature": "hot"})
 
 
-@pytest.mark.skipif(not (PROJECT_ROOT / "data" / "toy" / "base" / "config.json").exists(), reason="toy base not built")
+@pytest.mark.skipif(not (PROJECT_ROOT / "data" / "toy" / "base" / "config.json").exists(),
+                    reason="toy base not built")
 def test_a_short_run_trains_once_and_is_read_back(tmp_path, monkeypatch):
     monkeypatch.setattr(experiment, "EXPERIMENT_OVERRIDES",
-                        ("total_steps=2", "val_every=2", "save_every=2", "val_max_prompts=2", "prompts_per_step=2",
+                        ("total_steps=2", "val_every=2", "save_every=2", "val_max_prompts=2",
+                         "prompts_per_step=2",
                          "mini_batch_prompts=1", "val_samples_per_prompt=1", "cpu_threads=1"))
     rows = experiment.run_experiment({"entropy_coeff": 0.01}, seed=3, out=tmp_path)
     assert [r["step"] for r in rows] == [0, 1, 2] and "val/pass@1" in rows[-1]

@@ -1,5 +1,6 @@
-"""overlong_zone: the share of responses in the penalty zone, the cap rule against a brute-force re-derivation, and
-the committed measurement (data/toy_frac/overlong_zone.json) re-derived from its own histogram."""
+"""overlong_zone: the share of responses in the penalty zone, the cap rule against a brute-force
+re-derivation, and the committed measurement (data/toy_frac/overlong_zone.json) re-derived from its own
+histogram."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def test_zone_share_is_the_share_the_penalty_touches(rng):
         cap = rng.randint(2, 300)
         buffer = rng.randint(1, cap)
         lengths = [rng.randint(1, 2 * cap) for _ in range(rng.randint(1, 50))]
-        touched = [overlong_penalty(min(n, cap), cap, buffer, 1.0) < 0 for n in lengths]   # truncated at the cap
+        # a response longer than the cap is truncated to it
+        touched = [overlong_penalty(min(n, cap), cap, buffer, 1.0) < 0 for n in lengths]
         assert oz.zone_share(lengths, cap, buffer) == sum(touched) / len(lengths)
     with pytest.raises(ValueError, match="0 < buffer <= cap"):
         oz.zone_share([1], 10, 11)
@@ -43,7 +45,8 @@ def test_buffer_keeps_the_papers_proportion():
 
 def test_choose_cap_is_the_closest_share_to_the_target(rng):
     for _ in range(30):
-        lengths = [rng.choice([rng.randint(20, 45), rng.randint(100, 128)]) for _ in range(rng.randint(5, 300))]
+        n = rng.randint(5, 300)
+        lengths = [rng.choice([rng.randint(20, 45), rng.randint(100, 128)]) for _ in range(n)]
         target = rng.uniform(0.05, 0.5)
         cap, buffer, share = oz.choose_cap(lengths, target)
         assert buffer == oz.buffer_for(cap) and share == oz.zone_share(lengths, cap, buffer)
@@ -85,6 +88,7 @@ def test_cli_writes_the_report(tmp_path, capsys):
     out = tmp_path / "z.json"
     assert oz.main(["--prompts", "2", "--n", "2", "--out", str(out)]) == 0
     z = json.loads(out.read_text())
-    assert z["samples"] == 4 and sum(z["histogram"].values()) == 4 and "histogram" not in capsys.readouterr().out
+    assert z["samples"] == 4 and sum(z["histogram"].values()) == 4
+    assert "histogram" not in capsys.readouterr().out
     assert oz.main(["--prompts", "2", "temperature=-1"]) == 2
     assert "error:" in capsys.readouterr().err
