@@ -92,3 +92,14 @@ def test_cli_writes_the_report(tmp_path, capsys):
     assert "histogram" not in capsys.readouterr().out
     assert oz.main(["--prompts", "2", "temperature=-1"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_the_readme_quotes_the_measured_budget():
+    z = json.loads(ZONE.read_text())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    cap, buffer = z["max_response_length"], z["overlong_buffer_len"]
+    assert (f"cap {cap}, buffer {buffer}, the zone ({cap - buffer + 1}-{cap} tokens) holds "
+            f"{100 * z['zone_share']:.1f}% of the base's responses, {100 * z['truncated_share']:.1f}% are longer "
+            f"than the cap") in readme
+    assert f"{100 * z['old_budget']['zone_share']:.1f}% of them reach the penalty zone" in readme
+    assert z["command"] in readme
