@@ -30,6 +30,8 @@ Modules, in the order data flows:
     verl_reward  - the JustRL reward as a verl custom reward function (no torch/transformers imports)
     verl_metrics - verl's logged metrics read under the native metric names
     ablations  - the paper's two ablations at toy scale; ablation_report: their summary and verdict
+    overlong_zone - the response cap and overlong buffer chosen from the base's measured lengths
+    experiment - notebook 06's hands-on run: one knob of the recipe changed, 30 tiny steps
     exercises  - notebook exercises as stubs, solutions injected by JUSTRL_SOLUTIONS=1
     colab      - every notebook's first (set-up) cell and the README's Colab badges, from one URL
     notebook_data - benchmark rows for the notebooks: the authors' files, else the hub, else data/specimens
