@@ -259,3 +259,28 @@ def test_plot_runs_gives_each_group_its_own_style(rng):
         a, b = ax.lines
         assert np.array_equal(a.get_ydata(), b.get_ydata())                    # identical runs ...
         assert (a.get_linestyle(), a.get_marker()) != (b.get_linestyle(), b.get_marker())   # ... both visible
+
+
+def test_readme_reading_of_the_verdict_quotes_the_stored_sweep():
+    store = ROOT / "data" / "ablations_frac"
+    runs = ar.load_store(store)
+    if ar.missing(runs, ar.planned(store)):
+        pytest.skip(f"{store} does not hold every planned run yet")
+    m = {v: s["mean"] for v, s in ar.summarise(runs).items()}
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    pct = lambda x: f"{100 * x:.1f}%"                                    # noqa: E731
+    quoted = [
+        f"(mean of the last two validations: {pct(m['overlong']['val_last2'])} against "
+        f"{pct(m['justrl']['val_last2'])})",
+        f"({m['overlong']['policy/entropy']:.3f} against {m['justrl']['policy/entropy']:.3f} nats",
+        f"from {100 * m['overlong']['penalised_first']:.0f}% in the first 10 steps to "
+        f"{100 * m['overlong']['reward/overlong_frac']:.0f}% in the last",
+        "mean length over the last 10 steps " + ", ".join(f"{m[v]['response_length/mean']:.1f}" for v in
+                                                          ("justrl", "overlong")) + " and "
+        f"{m['overlong+lenient']['response_length/mean']:.1f} tokens",
+        f"held-out pass@1 is not lower ({pct(m['overlong+lenient']['val_last2'])})",
+        f"it is {pct(m['overlong+lenient']['strict_last2'])} against {pct(m['justrl']['strict_last2'])} for JustRL",
+        f"keeps more entropy ({m['overlong+lenient']['policy/entropy']:.3f})",
+    ]
+    for q in quoted:
+        assert q in readme, f"README's reading of the fractions verdict is stale: expected {q!r}"
