@@ -279,7 +279,8 @@ def test_readme_reading_of_the_verdict_quotes_the_stored_sweep():
                                                           ("justrl", "overlong")) + " and "
         f"{m['overlong+lenient']['response_length/mean']:.1f} tokens",
         f"held-out pass@1 is not lower ({pct(m['overlong+lenient']['val_last2'])})",
-        f"it is {pct(m['overlong+lenient']['strict_last2'])} against {pct(m['justrl']['strict_last2'])} for JustRL",
+        f"it is {pct(m['overlong+lenient']['strict_last2'])} against {pct(m['justrl']['strict_last2'])} "
+        "for JustRL",
         f"keeps more entropy ({m['overlong+lenient']['policy/entropy']:.3f})",
     ]
     for q in quoted:
