@@ -34,8 +34,9 @@ Sub-packages by theme (import each name from its module, e.g. ``justrl_lite.grad
                     scale/verl_launch (`full_run --engine verl`), scale/verl_reward, scale/verl_metrics
     course/       - course/exercises and course/exercise_checks (the core exercises' checks), course/colab
                     (set-up cells), course/notebook_data, course/plots (teaching figures), course/algorithm
-                    (Algorithm 1 from trainer.py)
-    toy/          - the toy tasks (arithmetic; fractions) and the tiny Qwen2 bases for CPU runs
+                    (Algorithm 1 from trainer.py), course/experiment (notebook 06's hands-on run)
+    toy/          - the toy tasks (arithmetic; fractions), the tiny Qwen2 bases for CPU runs, and
+                    toy/overlong_zone (the fractions sweep's cap and buffer from the base's lengths)
 """
 
 from justrl_lite.config import JustRLConfig

@@ -6,8 +6,9 @@ paper's claims, with seeds.
 
 Per arm and seed: held-out pass@1 (the evaluation grader, the same for every arm) at the last validation and the
 mean of the last two validations, and the strict verifier's held-out accuracy ((val/reward + 1) / 2) over the
-last two; policy entropy, mean response length, mean reward and truncated fraction as means over the last
-``WINDOW`` training steps.
+last two; policy entropy, mean response length, mean reward, truncated fraction and the share of responses the
+overlong penalty touched (``reward/overlong_frac``) as means over the last ``WINDOW`` training steps, and that
+share over the first ``WINDOW`` steps too.
 The verdict pairs the seeds (seed k of an arm against seed k of ``justrl``: the same sampling seeds):
 
     d_k = x_arm,k - x_justrl,k,    diff = mean_k d_k,    SE = sd(d_k) / sqrt(n)      (n >= 2 paired seeds)
@@ -25,21 +26,20 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from justrl_lite.ablations import VARIANTS, build_parser, planned_runs
+from justrl_lite.ablations import VARIANTS, planned_from_command
 from justrl_lite.metrics import read_metrics
 
 VAL_KEY = "val/pass@1"
 WINDOW = 10
 TRAIN_KEYS = {"policy/entropy": "entropy", "response_length/mean": "length", "reward/mean": "reward",
-              "response_length/truncated_frac": "truncated"}
+              "response_length/truncated_frac": "truncated", "reward/overlong_frac": "penalised"}
 FINAL_KEYS = {"val_step": "last val step", "val_last": "pass@1 last", "val_last2": "pass@1 last two",
-              "strict_last2": "strict pass@1 last two", **TRAIN_KEYS}
+              "strict_last2": "strict pass@1 last two", **TRAIN_KEYS, "penalised_first": "penalised first"}
 NO_DIFFERENCE, TOO_FEW = "no difference (within noise)", "not enough seeds"
 LABELS = {VAL_KEY: ("better", "worse"), "policy/entropy": ("higher", "lower")}
 VERDICT_KEYS = {VAL_KEY: "val_last2", "policy/entropy": "policy/entropy"}   # claim -> summary key it is judged on
@@ -67,11 +67,8 @@ def load_store(store: str | Path) -> dict[str, dict[int, list[dict]]]:
 
 def planned(store: str | Path) -> list[tuple[str, int, int]]:
     """(variant, seed, total_steps) of every run the one-line ``<store>/COMMAND`` asks for."""
-    tokens = shlex.split(Path(store, "COMMAND").read_text(), comments=True)
-    if "justrl_lite.ablations" not in tokens:
-        raise ValueError(f"{store}/COMMAND holds no `python -m justrl_lite.ablations` command")
-    args = build_parser().parse_args(tokens[tokens.index("justrl_lite.ablations") + 1:])
-    return [(v, s, cfg.total_steps) for v, s, cfg in planned_runs(args)]
+    plan = planned_from_command(Path(store, "COMMAND").read_text())
+    return [(v, s, cfg.total_steps) for (v, s), cfg in plan.items()]
 
 
 def missing(runs: dict[str, dict[int, list[dict]]], plan: list[tuple[str, int, int]]) -> list[str]:
@@ -98,6 +95,10 @@ def final_values(rows: list[dict], window: int = WINDOW) -> dict[str, float]:
     for key in TRAIN_KEYS:
         values = [r[key] for r in train if isinstance(r.get(key), (int, float))]
         out[key] = float(np.mean(values[-window:])) if values else math.nan
+    # the share of responses the overlong penalty touched, over the first `window` steps (last: TRAIN_KEYS)
+    first = [r["reward/overlong_frac"] for r in train
+             if isinstance(r.get("reward/overlong_frac"), (int, float))]
+    out["penalised_first"] = float(np.mean(first[:window])) if first else math.nan
     return out
 
 
@@ -165,8 +166,14 @@ def verdict_sentence(summary: dict[str, dict]) -> str:
     seeds = (f"{n_seeds} seeds per arm" if len(set(counts.values())) == 1
              else "seeds per arm " + ", ".join(f"{v} {c}" for v, c in counts.items()))
     rule = f", {t975(n_seeds):.1f} for {n_seeds} seeds" if n_seeds >= 2 else ""
+    touched = [f"{v} {100 * summary[v]['mean']['penalised_first']:.0f}% in the first {WINDOW} steps and "
+               f"{100 * summary[v]['mean']['reward/overlong_frac']:.0f}% in the last {WINDOW}"
+               for v in VARIANTS if v in summary and VARIANTS[v].get("overlong_penalty")
+               and math.isfinite(summary[v]["mean"]["penalised_first"])]
+    share = (f" The penalty touched (share of responses, mean over seeds): {'; '.join(touched)}."
+             if touched else "")
     return (f"After {steps} steps with {seeds} (paired by seed; a difference counts when it "
-            f"exceeds t_0.975 standard errors{rule}): " + "; ".join(parts) + ".")
+            f"exceeds t_0.975 standard errors{rule}): " + "; ".join(parts) + "." + share)
 
 
 def summary_rows(summary: dict[str, dict]) -> list[dict]:

@@ -15,6 +15,7 @@ are what notebook 06 reads. Runs already complete in ``--out`` are skipped, so a
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -38,8 +39,10 @@ def variant_config(base: JustRLConfig, variant: str, seed: int, out_dir: Path) -
 
 
 def is_complete(cfg: JustRLConfig) -> bool:
+    """The run ends exactly at ``total_steps`` (a run resumed with a smaller ``total_steps`` is not complete:
+    it resumes from its checkpoint at that step, and ``train`` drops the lines after it)."""
     rows = read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
-    return bool(rows) and rows[-1]["step"] >= cfg.total_steps
+    return bool(rows) and rows[-1]["step"] == cfg.total_steps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +63,38 @@ def planned_runs(args: argparse.Namespace) -> list[tuple[str, int, JustRLConfig]
     base = JustRLConfig.tiny().with_overrides(args.overrides) if args.overrides else JustRLConfig.tiny()
     return [(variant, seed, variant_config(base, variant, seed, Path(args.out)))
             for variant in args.variants for seed in args.seeds]
+
+
+def module_calls(command: str, module: str) -> list[list[str]]:
+    """The arguments of every ``python -m <module>`` in a stored one-line shell command, each up to the next
+    ``&&``, ``||``, ``;``, ``|`` or redirection; a trailing ``# note`` is not an argument. Raises
+    ``ValueError`` when the line holds no such call."""
+    # punctuation_chars: ";", "&&", ">" are tokens of their own even when written against a word
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split, lexer.commenters = True, "#"
+    tokens = list(lexer)
+    calls = []
+    for i, token in enumerate(tokens):
+        if token == module:
+            rest = tokens[i + 1:]
+            stop = next((j for j, t in enumerate(rest) if t[0] in ";&|<>"), len(rest))
+            calls.append(rest[:stop])
+    if not calls:
+        raise ValueError(f"expected `python -m {module}` in the command {command!r}")
+    return calls
+
+
+def planned_from_command(command: str) -> dict[tuple[str, int], JustRLConfig]:
+    """(variant, seed) -> config of every run a stored ablation command asks for (all its calls, planned
+    exactly as ``main`` plans them). A run planned twice with different settings is an error: the store would
+    mix them."""
+    plan: dict[tuple[str, int], JustRLConfig] = {}
+    for call in module_calls(command, "justrl_lite.ablations"):
+        for variant, seed, cfg in planned_runs(build_parser().parse_args(call)):
+            if plan.get((variant, seed), cfg) != cfg:
+                raise ValueError(f"the command runs {variant} seed {seed} twice with different settings")
+            plan[(variant, seed)] = cfg
+    return plan
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ Logged keys (per training step):
                               mini-batch just before its optimizer step)
   response_length/mean, response_length/max   response tokens (EOS included)
   response_length/truncated_frac   fraction that hit max_response_length
+  reward/overlong_frac        fraction of responses the overlong penalty lowered (longer than
+                              max_response_length - overlong_buffer_len; 0 when overlong_penalty is off)
   actor/pg_loss               mean of the aggregated policy loss over mini-batches (not a measure of progress)
   actor/clip_frac             fraction of response tokens where the ratio clip is active (L2 > L1)
   actor/dual_clip_frac        fraction of response tokens where the dual clip is active

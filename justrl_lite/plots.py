@@ -90,9 +90,14 @@ def plot_validation(rows: Sequence[dict[str, Any]], out_path: str | Path | None 
     return fig
 
 
+ARM_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
+"""(line style, marker) of arm i's mean line: an arm drawn exactly over another still shows."""
+
+
 def plot_runs(runs: dict[str, list[Sequence[dict[str, Any]]]], keys: Sequence[tuple[str, str]],
               out_path: str | Path | None = None, *, window: int = 5, caption: str | None = None):
-    """Overlay labelled groups of runs (e.g. seeds of one ablation): mean line, min-max band, per key."""
+    """Overlay labelled groups of runs (e.g. seeds of one ablation): mean line (group i in ``ARM_STYLES[i]``),
+    min-max band, per key."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.6), squeeze=False)
@@ -106,7 +111,9 @@ def plot_runs(runs: dict[str, list[Sequence[dict[str, Any]]]], keys: Sequence[tu
             steps = curves[0][0][:n]
             stack = np.stack([smooth(c[1][:n], 1 if key == VAL_KEY else window) for c in curves])
             scale = 100.0 if key == VAL_KEY else 1.0
-            ax.plot(steps, scale * stack.mean(0), color=f"C{i}", label=f"{label} (n={len(curves)})")
+            style, marker = ARM_STYLES[i % len(ARM_STYLES)]   # a group drawn over another still shows
+            ax.plot(steps, scale * stack.mean(0), color=f"C{i}", ls=style, marker=marker, ms=4,
+                    markevery=max(1, n // 8), label=f"{label} (n={len(curves)})")
             ax.fill_between(steps, scale * stack.min(0), scale * stack.max(0), color=f"C{i}", alpha=0.2)
         ax.set_title(title)
         ax.set_xlabel("training step")
@@ -117,7 +124,8 @@ def plot_runs(runs: dict[str, list[Sequence[dict[str, Any]]]], keys: Sequence[tu
 
 
 ARM_PANELS = ((VAL_KEY, "held-out pass@1 (%)"), ("policy/entropy", "policy entropy"),
-              ("response_length/mean", "response length (tokens)"))
+              ("response_length/mean", "response length (tokens)"),
+              ("reward/overlong_frac", "share of responses penalised"))
 
 
 def arm_curves(group: Sequence[Sequence[dict[str, Any]]], key: str, window: int = 5
@@ -135,24 +143,80 @@ def arm_curves(group: Sequence[Sequence[dict[str, Any]]], key: str, window: int 
     return curves, curves[0][0][:n], np.stack([c[1][:n] for c in curves]).mean(0)
 
 
+def overlapping_arms(means: dict[str, tuple[np.ndarray, np.ndarray]], rel_tol: float = 0.01
+                     ) -> list[tuple[str, str]]:
+    """Pairs of arms whose mean curves lie on each other: on their shared steps, max |a - b| <= rel_tol times
+    the panel's value range (an exact copy, or closer than a line's width)."""
+    spans = [v for _, v in means.values() if len(v)]
+    if not spans:
+        return []
+    scale = max(float(np.ptp(np.concatenate(spans))), 1e-12)
+    labels, pairs = list(means), []
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            n = min(len(means[a][0]), len(means[b][0]))
+            if n and np.array_equal(means[a][0][:n], means[b][0][:n]) and \
+                    np.max(np.abs(means[a][1][:n] - means[b][1][:n])) <= rel_tol * scale:
+                pairs.append((a, b))
+    return pairs
+
+
 def plot_arms(runs: dict[str, Sequence[Sequence[dict[str, Any]]]], out_path: str | Path | None = None, *,
               window: int = 5, caption: str | None = None):
-    """Ablation arms side by side: held-out pass@1, entropy and length vs step; seeds faint, their mean bold."""
+    """Ablation arms side by side: held-out pass@1, entropy, length and the share of responses the overlong
+    penalty touched, vs step; seeds faint, their mean bold with its own line style and marker
+    (``ARM_STYLES``).
+    A panel where two arms' means lie on each other says so in its corner (``overlapping_arms``)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(ARM_PANELS), figsize=(4.4 * len(ARM_PANELS), 3.6))
     for ax, (key, title) in zip(axes, ARM_PANELS):
         scale = 100.0 if key == VAL_KEY else 1.0
+        means = {}
         for i, (label, group) in enumerate(runs.items()):
             curves, steps, mean = arm_curves(group, key, window)
             for s, v in curves:
                 ax.plot(s, scale * v, color=f"C{i}", alpha=0.25, lw=0.8)
             if len(steps):
-                ax.plot(steps, scale * mean, color=f"C{i}", lw=2, label=f"{label} (mean of {len(curves)} seeds)")
+                style, marker = ARM_STYLES[i % len(ARM_STYLES)]
+                ax.plot(steps, scale * mean, color=f"C{i}", lw=2, ls=style, marker=marker, ms=4,
+                        markevery=max(1, len(steps) // 8), label=f"{label} (mean of {len(curves)} seeds)")
+                means[label] = (steps, scale * mean)
+        overlaps = overlapping_arms(means)
+        if overlaps:
+            ax.text(0.02, 0.02, "on top of each other:\n" + "\n".join(f"{a} = {b}" for a, b in overlaps),
+                    transform=ax.transAxes, fontsize=7, va="bottom", color="0.2")
         ax.set_title(title if key == VAL_KEY else f"{title}, {window}-step mean")
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    _finish(fig, out_path, caption)
+    return fig
+
+
+def plot_length_zone(histogram: dict[int, int], budgets: dict[str, tuple[int, int]],
+                     out_path: str | Path | None = None, *, caption: str | None = None):
+    """The base's response lengths (``{length: count}``) as bars, and per labelled (cap, buffer) budget its
+    penalty zone ``(cap - buffer, cap]`` shaded, with the share of responses the zone holds
+    (``overlong_zone.zone_share``)."""
+    import matplotlib.pyplot as plt
+
+    from justrl_lite.toy.overlong_zone import zone_share
+
+    lengths = [n for n, c in histogram.items() for _ in range(c)]
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    xs = sorted(histogram)
+    ax.bar(xs, [100 * histogram[x] / len(lengths) for x in xs], width=1.0, color="0.4",
+           label="base responses", zorder=3)
+    for i, (label, (cap, buffer)) in enumerate(budgets.items()):
+        share = zone_share(lengths, cap, buffer)
+        ax.axvspan(cap - buffer + 0.5, cap + 0.5, color=f"C{i}", alpha=0.2, hatch="//" if i % 2 else None,
+                   label=f"{label}: zone {cap - buffer + 1}-{cap} tokens holds {100 * share:.1f}%")
+        ax.axvline(cap + 0.5, color=f"C{i}", ls="--", lw=1)
+    ax.set_xlabel("response length (tokens, EOS included)")
+    ax.set_ylabel("% of responses")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3)
     _finish(fig, out_path, caption)
     return fig
 

@@ -80,6 +80,8 @@ def step_metrics(update: dict[str, float], batch: RolloutBatch, rewards: torch.T
         "response_length/mean": float(lengths.float().mean()),
         "response_length/max": float(lengths.max()),
         "response_length/truncated_frac": float(batch.truncated.float().mean()),
+        # share of responses the overlong penalty touched: reward below the verifier's score (0 with it off)
+        "reward/overlong_frac": float(np.mean([r < s for r, s in zip(rewards.tolist(), scores)])),
         "rollout/logprob_diff": float(masked_mean((batch.sampling_logprobs - old_logprobs).abs(), mask)),
         **timer.time_metrics(),
         "perf/tokens_per_s": float(lengths.sum()) / max(timer.step_seconds, 1e-9),

@@ -64,6 +64,8 @@ def test_summary_matches_a_rederivation(tmp_path, rng):
             for k in ar.TRAIN_KEYS:
                 want = sum(r[k] for r in rows[-ar.WINDOW:]) / ar.WINDOW
                 assert math.isclose(summary[v]["per_seed"][k][i], want, rel_tol=1e-12)
+            first = sum(r["reward/overlong_frac"] for r in rows[1:ar.WINDOW + 1]) / ar.WINDOW
+            assert math.isclose(summary[v]["per_seed"]["penalised_first"][i], first, rel_tol=1e-12)
         for k, x in summary[v]["per_seed"].items():
             assert math.isclose(summary[v]["mean"][k], sum(x) / len(x), rel_tol=1e-12)
     no_val = ar.final_values([{"step": 0}, {"step": 1, **{k: 1.0 for k in ar.TRAIN_KEYS}}])
@@ -125,6 +127,14 @@ def test_verdicts_follow_the_data_both_ways(rng):
     sentence = ar.verdict_sentence(summary_of(-0.1, -0.2, 1e-4))
     assert sentence.count("-> worse") == 2 and sentence.count("-> lower") == 2 and "\n" not in sentence
     assert sentence.startswith("After 20 steps with 3 seeds per arm") and "4.3 for 3 seeds" in sentence
+    # the share of responses the penalty touched, for the arms with the penalty only
+    shares = summary_of(-0.1, -0.2, 1e-4)
+    for arm in ("overlong", "overlong+lenient"):
+        first = 100 * shares[arm]["mean"]["penalised_first"]
+        want = (f"{arm} {first:.0f}% in the first {ar.WINDOW} steps and "
+                f"{100 * shares[arm]['mean']['reward/overlong_frac']:.0f}% in the last {ar.WINDOW}")
+        assert want in sentence
+    assert "justrl 0%" not in sentence and sentence.count("% in the first") == 2
     only_ref = ar.summarise({"justrl": {1: fake_run(rng, total=23)}})
     assert {r["label"] for r in ar.verdicts(only_ref)} == {ar.TOO_FEW}
     assert ar.verdict_sentence(only_ref).startswith("After 23 steps with seeds per arm justrl 1, overlong 0")
@@ -141,7 +151,7 @@ def test_planned_and_missing(tmp_path, rng):
     del runs["justrl"][1]
     assert ar.missing(runs, plan) == ["justrl seed 1: no metrics", "overlong seed 2: stops at step 12 of 20"]
     (tmp_path / "COMMAND").write_text("python -m justrl_lite.full_run\n")
-    with pytest.raises(ValueError, match="no `python -m justrl_lite.ablations`"):
+    with pytest.raises(ValueError, match="expected `python -m justrl_lite.ablations`"):
         ar.planned(tmp_path)
 
 
@@ -193,6 +203,25 @@ def test_plot_arms_draws_seeds_faint_and_their_mean(tmp_path, rng):
         assert mean_line.get_linewidth() > lines[0].get_linewidth() and lines[0].get_alpha() < 1
 
 
+def test_plot_arms_styles_each_arm_and_names_the_arms_drawn_on_top_of_each_other(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    same = [fake_run(rng, total=20) for _ in range(2)]
+    runs = {"justrl": same, "overlong": [list(r) for r in same],
+            "overlong+lenient": [fake_run(rng, total=20)] * 2}
+    fig = plots.plot_arms(runs, window=3)
+    for ax in fig.axes:
+        means = [line for line in ax.lines if line.get_linewidth() == 2]
+        assert len({(m.get_linestyle(), m.get_marker()) for m in means}) == 3
+        notes = [t.get_text() for t in ax.texts]
+        assert notes and "justrl = overlong" in notes[0] and "overlong+lenient" not in notes[0]
+    steps = np.arange(5.0)
+    means = {"a": (steps, steps), "b": (steps, steps + 0.03), "c": (steps, steps + 1)}
+    assert plots.overlapping_arms(means) == [("a", "b")]
+    assert plots.overlapping_arms({"a": (steps, steps), "b": (steps + 1, steps)}) == []   # other steps
+
+
 def test_plots_cli_ablations(tmp_path, rng, capsys):
     store = write_store(tmp_path / "ablations_x", {"justrl": {1: fake_run(rng)}, "overlong": {2: fake_run(rng)}})
     assert plots.main(["--ablations", str(store), "--out", str(tmp_path / "figs")]) == 0
@@ -201,3 +230,59 @@ def test_plots_cli_ablations(tmp_path, rng, capsys):
     assert "no <variant>/seed<k>.jsonl" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         plots.main([])
+
+
+def test_plot_length_zone_shades_each_budgets_zone_with_its_share(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from justrl_lite.toy.overlong_zone import zone_share
+
+    histogram = {10: 5, 30: 3, 45: 2}
+    fig = plots.plot_length_zone(histogram, {"a": (50, 10), "b": (40, 15)}, tmp_path / "z.png", caption="cmd")
+    assert (tmp_path / "z.png").stat().st_size > 0
+    ax = fig.axes[0]
+    assert [round(p.get_height(), 6) for p in ax.patches[:3]] == [50.0, 30.0, 20.0]     # % of responses
+    labels = ax.get_legend_handles_labels()[1]
+    lengths = [n for n, c in histogram.items() for _ in range(c)]
+    assert f"a: zone 41-50 tokens holds {100 * zone_share(lengths, 50, 10):.1f}%" in labels       # 20.0%
+    assert f"b: zone 26-40 tokens holds {100 * zone_share(lengths, 40, 15):.1f}%" in labels       # 50.0%
+
+
+def test_plot_runs_gives_each_group_its_own_style(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    same = fake_run(rng, total=12)
+    panels = [(VAL, "pass@1"), ("policy/entropy", "H")]
+    fig = plots.plot_runs({"recipe": [same], "yours": [list(same)]}, panels)
+    for ax in fig.axes:
+        a, b = ax.lines
+        assert np.array_equal(a.get_ydata(), b.get_ydata())                    # identical runs ...
+        assert (a.get_linestyle(), a.get_marker()) != (b.get_linestyle(), b.get_marker())   # ... both visible
+
+
+def test_readme_reading_of_the_verdict_quotes_the_stored_sweep():
+    store = ROOT / "data" / "ablations_frac"
+    runs = ar.load_store(store)
+    if ar.missing(runs, ar.planned(store)):
+        pytest.skip(f"{store} does not hold every planned run yet")
+    m = {v: s["mean"] for v, s in ar.summarise(runs).items()}
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    pct = lambda x: f"{100 * x:.1f}%"                                    # noqa: E731
+    quoted = [
+        f"(mean of the last two validations: {pct(m['overlong']['val_last2'])} against "
+        f"{pct(m['justrl']['val_last2'])})",
+        f"({m['overlong']['policy/entropy']:.3f} against {m['justrl']['policy/entropy']:.3f} nats",
+        f"from {100 * m['overlong']['penalised_first']:.0f}% in the first 10 steps to "
+        f"{100 * m['overlong']['reward/overlong_frac']:.0f}% in the last",
+        "mean length over the last 10 steps " + ", ".join(f"{m[v]['response_length/mean']:.1f}" for v in
+                                                          ("justrl", "overlong")) + " and "
+        f"{m['overlong+lenient']['response_length/mean']:.1f} tokens",
+        f"held-out pass@1 is not lower ({pct(m['overlong+lenient']['val_last2'])})",
+        f"it is {pct(m['overlong+lenient']['strict_last2'])} against {pct(m['justrl']['strict_last2'])} "
+        "for JustRL",
+        f"keeps more entropy ({m['overlong+lenient']['policy/entropy']:.3f})",
+    ]
+    for q in quoted:
+        assert q in readme, f"README's reading of the fractions verdict is stale: expected {q!r}"

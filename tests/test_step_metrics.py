@@ -17,14 +17,15 @@ from justrl_lite.data import MathRow
 from justrl_lite.metrics import read_metrics
 from justrl_lite.rollout import RolloutBatch, RolloutEngine, left_pad
 from justrl_lite.step_metrics import PhaseTimer, step_metrics
-from justrl_lite.trainer import train, train_step
+from justrl_lite.trainer import sample_seed, train, train_step
 
 # the keys of one training step in metrics.jsonl, in order (train() then adds actor/lr, and val/* every val_every)
 STEP_KEYS = [
     "actor/pg_loss", "actor/clip_frac", "actor/dual_clip_frac", "actor/approx_kl", "actor/grad_norm",
     "actor/skipped_updates", "actor/updates", "perf/padding_frac", "policy/entropy", "reward/mean",
     "reward/accuracy", "groups/mixed_frac", "response_length/mean", "response_length/max",
-    "response_length/truncated_frac", "rollout/logprob_diff", "time/rollout", "time/reward", "time/old_logprob",
+    "response_length/truncated_frac", "reward/overlong_frac",
+    "rollout/logprob_diff", "time/rollout", "time/reward", "time/old_logprob",
     "time/update", "time/step", "perf/tokens_per_s",
 ]
 UPDATE_KEYS = STEP_KEYS[:8]
@@ -76,7 +77,9 @@ def test_step_metrics_match_a_re_derivation_on_random_batches(with_entropy):
         batch, noise = random_batch(rng, P, n, R)
         old = batch.sampling_logprobs + 0.01 * noise                                      # (B, R)
         scores = [rng.choice([1.0, -1.0]) for _ in range(P * n)]
-        rewards = torch.tensor(scores) - 0.1 * torch.rand(P * n)                           # an overlong penalty
+        penalised = torch.rand(P * n) < 0.5                                               # (B,)
+        # an overlong penalty on some responses
+        rewards = torch.tensor(scores) - (0.05 + 0.1 * torch.rand(P * n)) * penalised
         entropy = noise.abs() if with_entropy else None
         update = {k: rng.random() for k in UPDATE_KEYS} | ({} if with_entropy else {"policy/entropy": 0.7})
         timer = PhaseTimer(clock=FakeClock([0.0, 1.0, 1.0, 3.0]))
@@ -98,6 +101,7 @@ def test_step_metrics_match_a_re_derivation_on_random_batches(with_entropy):
         assert m["response_length/mean"] == pytest.approx(sum(lens) / len(lens))
         assert m["response_length/max"] == max(lens)
         assert m["response_length/truncated_frac"] == pytest.approx(sum(x == R for x in lens) / len(lens))
+        assert m["reward/overlong_frac"] == pytest.approx(float(penalised.float().mean())), seed
         assert m["rollout/logprob_diff"] == pytest.approx(diff, rel=1e-5, abs=1e-8), seed
         assert (m["time/rollout"], m["time/update"], m["time/step"]) == (1.0, 2.0, 3.0)
         assert m["perf/tokens_per_s"] == pytest.approx(sum(lens) / 3.0)
@@ -140,6 +144,25 @@ def test_a_training_step_logs_exactly_the_documented_keys_in_order(tiny_model_an
     assert min(m[k] for k in STEP_KEYS if k.startswith("time/")) > 0
     assert m["time/step"] == pytest.approx(sum(m[f"time/{p}"] for p in ("rollout", "reward", "old_logprob",
                                                                        "update")), rel=0.05, abs=1e-3)
+
+
+@pytest.mark.parametrize("penalty", [False, True])
+def test_the_overlong_share_is_the_share_of_responses_past_the_start_of_the_buffer(tiny_model_and_tokenizer,
+                                                                                   penalty):
+    model, tokenizer = tiny_model_and_tokenizer
+    # RandomEngine's responses are 1..6 tokens: with cap 6 and buffer 3 the penalty acts on lengths 4, 5, 6
+    cfg = JustRLConfig.tiny().replace(prompts_per_step=2, mini_batch_prompts=1, rollouts_per_prompt=8,
+                                      max_response_length=6, overlong_buffer_len=3, overlong_penalty=penalty)
+    rows = [MathRow(id=f"r{i}", messages=({"role": "user", "content": "1?"},), ground_truth="1",
+                    data_source="t") for i in range(2)]
+    prompts = SimpleNamespace(rows=rows, prompt_ids=[[5, 6, 7], [8, 9]], n_filtered=0)
+    engine = RandomEngine(tokenizer.pad_token_id, len(tokenizer))
+    model = copy.deepcopy(model)
+    m = train_step(1, model, torch.optim.AdamW(model.parameters(), lr=0.0), engine, prompts, cfg)
+    lengths = engine.generate(prompts.prompt_ids, 8, temperature=1.0, top_p=1.0, top_k=-1, max_new_tokens=6,
+                              seed=sample_seed(cfg.seed, 1, 0)).response_mask.sum(-1)   # (B,) the same draw
+    assert 0 < float((lengths > 3).float().mean()) < 1
+    assert m["reward/overlong_frac"] == (float((lengths > 3).float().mean()) if penalty else 0.0)
 
 
 @pytest.mark.skipif(not (PROJECT_ROOT / "data" / "toy" / "base" / "config.json").exists(), reason="toy base not built")

@@ -43,12 +43,14 @@ Why this task (the first toy, ``task.py``, cannot test the paper's ablations: on
      deterministic by seed, and rows follow DAPO-Math-17k (``to_row``), so the trainer reads them unchanged.
 
 Train on it with the tiny preset and ``FRACTIONS_OVERRIDES`` (the base:
-``python -m justrl_lite.toy.make_fractions_base``). The paper's three ablation arms, 3 seeds each (a step took
-8-13 s on a 2-core machine shared with other jobs, so 9 runs of 40 steps need about an hour)::
+``python -m justrl_lite.toy.make_fractions_base``). The paper's three ablation arms, 3 seeds each, run with a
+response cap of 52 tokens and an overlong buffer of 14, chosen from the base's measured lengths so that the
+penalty zone holds about a fifth of its responses (``python -m justrl_lite.toy.overlong_zone``,
+``data/toy_frac/overlong_zone.json``); the exact command is ``data/ablations_frac/COMMAND``::
 
     python -m justrl_lite.ablations --seeds 1 2 3 --out runs/ablations_frac --store data/ablations_frac \\
         model_name_or_path=data/toy_frac/base train_data=data/toy_frac/train.jsonl val_data=data/toy_frac/test.jsonl \\
-        total_steps=40 val_every=10 save_every=10
+        max_response_length=52 val_max_response_length=52 overlong_buffer_len=14 total_steps=50 val_every=10
 """
 
 from __future__ import annotations
