@@ -172,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
 
             threads, rule = choose_cpu_threads(cfg.cpu_threads)
             print(f"torch CPU threads: {threads} ({rule}); set cpu_threads=N to override", file=sys.stderr)
+        from justrl_lite.policy import check_device
         from justrl_lite.trainer import train
 
+        check_device(cfg)  # no GPU for a GPU preset says so first (train() checks again, before any load)
         check_model_reachable(cfg)  # an unreachable hub model says so in one line, not after a minute of retries
         result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     except JustRLError as e:  # a config, data, checkpoint or device problem: its message says what to do

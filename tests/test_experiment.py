@@ -45,7 +45,7 @@ def test_a_short_run_trains_once_and_is_read_back(tmp_path, monkeypatch):
 
 def test_cli_errors_say_what_to_do(capsys):
     assert experiment.main(["clip_ratio_high"]) == 2
-    assert "knob=value" in capsys.readouterr().err
+    assert "field=value" in capsys.readouterr().err
     assert experiment.main(["lr=fast"]) == 2
     assert "cannot read 'fast'" in capsys.readouterr().err
 

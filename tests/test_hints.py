@@ -65,12 +65,13 @@ def _python_keywords() -> dict[str, object]:
     from justrl_lite.loss import micro_batch_scale
     from justrl_lite.scale.estimate import memory_rows
     from justrl_lite.scale.verl_reward import compute_score
+    from justrl_lite.toy.overlong_zone import zone_share
     from justrl_lite.vllm_rollout import VLLMRollout
 
     return {"out_dir": evaluate, "engine": evaluate, "generate": CompassVerifierJudge,
             "micro_seqs": micro_batch_scale, "mini_seqs": micro_batch_scale, "micro_tokens": micro_batch_scale,
             "mini_tokens": micro_batch_scale, "verifier": compute_score, "gpus": memory_rows,
-            "seeded": VLLMRollout}
+            "seeded": VLLMRollout, "cap": zone_share, "buffer": zone_share}
 
 
 EXTERNAL = {"logprobs", "flat_logprobs"}
@@ -168,3 +169,26 @@ def test_training_on_an_unreachable_hub_model_is_one_line_in_seconds(monkeypatch
     assert done.stderr.strip().splitlines()[-1].startswith("error: model_name_or_path='someone/no-such-model'")
     assert time.perf_counter() - start < 30
     assert not Path(tmp_path / "run").exists()
+
+
+def test_every_command_the_docs_name_is_a_module_with_a_main():
+    """``python -m justrl_lite.X`` in the package, README, docs and notebooks names a module that runs as a command."""
+    import ast as _ast
+    from pathlib import Path as _Path
+
+    named = set()
+    for folder, pattern in (("justrl_lite", "*.py"), ("docs", "*.md"), ("notebooks", "*.ipynb"), (".", "README.md")):
+        for p in (PROJECT_ROOT / folder).rglob(pattern) if folder != "." else [PROJECT_ROOT / "README.md"]:
+            named |= set(re.findall(r"python -m (justrl_lite(?:\.[a-z_]+)+)", p.read_text()))
+    assert "justrl_lite.full_run" in named
+    bad = []
+    for module in sorted(named):
+        path = _Path(PROJECT_ROOT, *module.split("."))
+        source = path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__main__.py"
+        if not source.is_file():
+            bad.append(f"{module}: no such module")
+            continue
+        tree = _ast.parse(source.read_text())
+        if not any(isinstance(n, _ast.If) and "__main__" in _ast.unparse(n.test) for n in tree.body):
+            bad.append(f"{module}: not a command (no __main__ block)")
+    assert not bad, bad

@@ -48,7 +48,7 @@ def experiment_config(changes: Mapping[str, Any], seed: int = 1, out: str | Path
     unknown = sorted(set(changes) - set(KNOBS))
     if unknown:
         raise ConfigError(f"the experiment changes one of {list(KNOBS)}; {unknown} is not one of them "
-                          f"(other settings: python -m justrl_lite.train with field=value overrides)")
+                          f"(other settings: python -m justrl_lite.full_run with field=value overrides)")
     name = "_".join(f"{k}={v}" for k, v in sorted(changes.items())) or "recipe"
     base = JustRLConfig.tiny().with_overrides(list(EXPERIMENT_OVERRIDES))
     try:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         for item in a.changes:
             key, sep, value = item.partition("=")
             if not sep:
-                raise ConfigError(f"write a change as knob=value, e.g. clip_ratio_high=0.2 (got {item!r})")
+                raise ConfigError(f"write a change as field=value, e.g. clip_ratio_high=0.2 (got {item!r})")
             changes[key] = parse_value(JustRLConfig, key, value)
         for seed in a.seeds:
             run_experiment(changes, seed, a.out, progress=False)

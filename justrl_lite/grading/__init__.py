@@ -6,5 +6,5 @@ Training never imports this package: its reward is the strict string match in ``
     paper_grader.py - the authors' rule stages: MATH-style string normalisation, then SymPy equivalence
     latex_text.py   - LaTeX -> plain text for the paper grader
     pool.py         - ``GraderPool``: SymPy in killable worker processes, each call under a timeout
-    worker.py       - the worker process a pool runs (``python -m justrl_lite.grading.worker``)
+    worker.py       - what runs inside a pool's worker process: one JSON job in, one verdict out
 """

@@ -91,7 +91,7 @@ FRACTIONS_OVERRIDES = (
     "output_dir=runs/tiny_frac",
 )
 """``JustRLConfig.tiny().with_overrides(FRACTIONS_OVERRIDES)`` trains on this task (the same command-line overrides
-work for ``python -m justrl_lite.train`` and ``python -m justrl_lite.ablations``)."""
+work for ``python -m justrl_lite.full_run`` and ``python -m justrl_lite.ablations``)."""
 
 
 @dataclass(frozen=True)
