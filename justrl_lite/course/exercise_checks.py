@@ -33,6 +33,7 @@ from justrl_lite.course.exercises import expect
 from justrl_lite.logprobs import token_logprobs
 from justrl_lite.loss import policy_loss
 from justrl_lite.policy import make_optimizer
+from justrl_lite.trainer import clip_and_step
 
 
 def _close(got: object, want: torch.Tensor, atol: float) -> bool:
@@ -158,7 +159,8 @@ def _update_case(seed: int):
 
 def reference_update_step(model, optimizer, features, tokens, old_logp, advantages, response_mask,
                           cfg: JustRLConfig) -> float:
-    """The package's step: what ``trainer.update_policy`` does for one mini-batch -> grad norm before clip."""
+    """The package's step: what ``trainer.update_policy`` does for one mini-batch (its ``clip_and_step``)
+    -> the gradient norm before clipping."""
     # log pi_new(y_t) at the sampling temperature: (B, T, V), (B, T) -> (B, T)
     logp = token_logprobs(model(features), tokens, cfg.temperature)
     loss, _ = policy_loss(logp, old_logp, advantages, response_mask, clip_ratio_low=cfg.clip_ratio_low,
@@ -166,9 +168,8 @@ def reference_update_step(model, optimizer, features, tokens, old_logp, advantag
                           loss_agg_mode=cfg.loss_agg_mode)
     optimizer.zero_grad()
     loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    optimizer.step()
-    return float(grad_norm)
+    # clip the global gradient norm to grad_clip, then one AdamW step: the trainer's own code
+    return clip_and_step(model, optimizer, cfg.grad_clip)
 
 
 def check_update_step(update_step: Callable, seed: int | None = None) -> None:
