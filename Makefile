@@ -78,9 +78,9 @@ test: $(STAMP) $(VLLM_STAMP) $(VERL_STAMP)
 # notebooks, unsolved, as a student opens them; the first cell clones this repository's committed HEAD
 # (JUSTRL_LITE_GIT=file://...) and pip-installs it, as in Colab. Commit first (and do not commit while it runs: the
 # clone must be the HEAD it recorded). Nothing but pip's cache is reused between runs.
-# Measured on the shared 2-core dev machine (wheels cached, other jobs running), the pytest line below: 554 s
-# (9 min 14 s; new venv ~50 s; notebook 00, which clones and installs, ~2 min 40 s; 05 ~1 min 30 s; 07 ~1 min);
-# with 00-02 only it was 169 / 187 s, so the nine notebooks add about 6 minutes to `make test`.
+# Measured on the 2-core machine, the pytest line below: 216 s in a clean-clone `CI=true bash .ci/run` with no
+# other job (new venv 34 s, nine notebooks 182 s; the whole .ci/run took 22 min 58 s); 554 s while four other
+# jobs shared the cores. With notebooks 00-02 only it was 169 / 187 s.
 test-fresh: $(STAMP)
 	OMP_NUM_THREADS=1 TORCH_SPEC="$(TORCH_SPEC)" PIP_TORCH_ARGS="$(PIP_TORCH_ARGS)" \
 		$(BIN)/python -m pytest -o addopts="-ra -s" -m fresh tests/test_fresh_venv.py
