@@ -21,6 +21,10 @@ torch.set_num_threads(1)
 # Benchmark names resolve to the shared copies of the authors' files (also in notebook kernels and subprocesses).
 os.environ.setdefault("JUSTRL_DATA_DIR", str(SHARED_DATA_DIR))
 
+# The hub is out of reach on test machines: every hub look-up (ours, datasets', transformers') goes to the loopback
+# discard port, refused at once, so no test sends traffic off the machine or waits on retries.
+os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
+
 
 @pytest.fixture(scope="session")
 def tiny_model_and_tokenizer():
