@@ -1,7 +1,7 @@
 """The one factory of rollout samplers (``RolloutEngine``), for training and evaluation alike.
 
 "Sampler" here means what draws responses (``HFRollout``: transformers; ``VLLMRollout``: vLLM), not the
-trainer (native or the verl launcher, ``verl_engine.py``). The hf/vllm choice is read in one place,
+trainer (native or the verl launcher, ``scale/verl_launch.py``). The hf/vllm choice is read in one place,
 ``make_sampler``; everything after it asks the sampler (``RolloutEngine`` in ``rollout.py``), never the
 config.
 
