@@ -59,3 +59,14 @@ def shared_data_dir() -> Path:
     if not SHARED_DATA_DIR.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA_DIR} (only on machines with the shared data folder)")
     return SHARED_DATA_DIR
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """A warm grader pool of two workers, one per test module (its stats are that module's alone)."""
+    from justrl_lite.grading.pool import GraderPool
+
+    own = GraderPool(max_workers=2)
+    own.warm()
+    yield own
+    own.close()

@@ -8,19 +8,10 @@ import time
 import pytest
 
 from justrl_lite.grading.grade import MAX_SYMPY_DIGITS, grade, grade_many, too_big_for_sympy
-from justrl_lite.grading.pool import GraderPool
 
 
 def boxed(s: str) -> str:
     return f"so the answer is \\boxed{{{s}}}"
-
-
-@pytest.fixture(scope="module")
-def pool():
-    p = GraderPool(max_workers=2)
-    p.warm()
-    yield p
-    p.close()
 
 
 @pytest.mark.parametrize("grader", ["math-verify", "paper"])

@@ -40,14 +40,6 @@ FULL = os.environ.get("JUSTRL_FULL_GRADER_SWEEP") == "1"
 
 
 @pytest.fixture(scope="module")
-def pool():
-    own = GraderPool(max_workers=2)
-    own.warm()
-    yield own
-    own.close()
-
-
-@pytest.fixture(scope="module")
 def truths() -> dict[str, list[str]]:
     """Ground truths as stored, per benchmark."""
     import pandas as pd

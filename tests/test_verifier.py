@@ -79,15 +79,6 @@ def benchmarks() -> dict[str, list[str]]:
     return {name: read_ground_truths(DATA_DIR / f) for name, f in BENCHMARK_FILES.items()}
 
 
-@pytest.fixture(scope="module")
-def pool():
-    """A grader pool of this test module (its stats are ours alone)."""
-    own = GraderPool(max_workers=2)
-    own.warm()
-    yield own
-    own.close()
-
-
 def answer_of(ground_truth: str) -> str:
     """The answer a model should box: the ground truth, with AIME24's stored \\boxed{} removed."""
     if ground_truth.startswith("\\boxed{") and ground_truth.endswith("}"):
